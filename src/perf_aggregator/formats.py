@@ -1,0 +1,38 @@
+"""Wire formats shared by every component: RFC 3339 times and decimal strings (API.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+_USD_QUANTUM = Decimal("1E-8")
+
+
+def rfc3339_ms(ms: int) -> str:
+    """Format epoch milliseconds as ``2026-01-31T12:00:00.123Z``."""
+    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> int:
+    """Parse an RFC 3339 time with an explicit offset into epoch milliseconds.
+
+    Raises ``ValueError`` for anything else (naive times included).
+    """
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("time has no UTC offset")
+    return int(round(dt.timestamp() * 1000))
+
+
+def plain(value: Decimal) -> str:
+    """Exact decimal in plain notation, trailing zeros dropped, never ``-0``."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(), "f")
+    return text
+
+
+def usd(value: Decimal) -> str:
+    """USD amount rounded half-even to 8 places, in plain notation."""
+    return plain(value.quantize(_USD_QUANTUM, rounding=ROUND_HALF_EVEN))

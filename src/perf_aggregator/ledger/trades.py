@@ -1,0 +1,57 @@
+"""The normalized trade (METRICS.md "Trades"), its identity and its processing order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+MarketType = Literal["spot", "swap"]
+Side = Literal["buy", "sell"]
+
+TradeKey = tuple[str, str, str]
+"""``(symbol, id, side)``: the identity of a fill within one session's exchange."""
+
+OrderKey = tuple[int, tuple[int, int | str], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One fill as the exchange reported it, with exact decimal amounts.
+
+    ``timestamp`` is epoch milliseconds; ``cost`` is ``amount * price``.
+    """
+
+    id: str
+    order_id: str
+    symbol: str
+    base: str
+    quote: str
+    market_type: MarketType
+    side: Side
+    amount: Decimal
+    price: Decimal
+    cost: Decimal
+    fee_cost: Decimal
+    fee_currency: str
+    timestamp: int
+
+    @property
+    def key(self) -> TradeKey:
+        """Dedup identity: the same ``(symbol, id, side)`` seen twice is one trade."""
+        return (self.symbol, self.id, self.side)
+
+    @property
+    def order(self) -> OrderKey:
+        """Processing order: ``(timestamp, id, side)``, numeric ids as integers, buy before sell."""
+        return order_key(self.timestamp, self.id, self.side)
+
+
+def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:
+    """Sort key for ``(timestamp, id, side)``.
+
+    Ids made only of digits compare as integers and sort before non-numeric ids,
+    which compare as strings (one exchange never mixes the two).
+    """
+    id_key: tuple[int, int | str] = (0, int(trade_id)) if trade_id.isdigit() else (1, trade_id)
+    return (timestamp, id_key, 0 if side == "buy" else 1)
