@@ -22,7 +22,7 @@ def parse_rfc3339(text: str) -> int:
     dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if dt.tzinfo is None:
         raise ValueError("time has no UTC offset")
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def plain(value: Decimal) -> str:

@@ -23,9 +23,7 @@ MAX_BODY_BYTES = 64 * 1024
 
 def hpke_suite() -> CipherSuite:
     """DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305, base mode."""
-    return CipherSuite.new(
-        KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305
-    )
+    return CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305)
 
 
 def report_data(hpke_public_key: bytes, signing_public_key: bytes, nonce: bytes) -> bytes:

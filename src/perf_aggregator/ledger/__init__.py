@@ -1,0 +1,1 @@
+"""Normalized trades, their USD valuation, FIFO pairing and the per-session ledger."""

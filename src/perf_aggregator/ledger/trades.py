@@ -53,5 +53,7 @@ def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:
     Ids made only of digits compare as integers and sort before non-numeric ids,
     which compare as strings (one exchange never mixes the two).
     """
-    id_key: tuple[int, int | str] = (0, int(trade_id)) if trade_id.isdigit() else (1, trade_id)
+    id_key: tuple[int, int | str] = (
+        (0, int(trade_id)) if trade_id.isascii() and trade_id.isdigit() else (1, trade_id)
+    )
     return (timestamp, id_key, 0 if side == "buy" else 1)

@@ -1,0 +1,1 @@
+"""Figures, statistics and API documents computed from the ledger's running accumulators."""

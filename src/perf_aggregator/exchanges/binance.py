@@ -1,0 +1,224 @@
+"""Binance spot: exact parsing of raw payloads, and the connector (transport by ccxt).
+
+History strategy (``myTrades`` needs a symbol and costs 20 weight a call):
+first the most recent page of each symbol (1 call); when it does not reach back
+to ``since``, scan 24-hour windows forward from ``since`` until the first trade,
+then walk forward by ``fromId`` (1000 trades a call). Polling continues with
+``fromId`` from the last trade seen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from perf_aggregator.exchanges.base import Candles, Market, TradePage
+from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
+from perf_aggregator.exchanges.errors import (
+    CredentialsRejected,
+    ExchangeRequestError,
+    ExchangeUnavailable,
+    KeyNotReadOnly,
+    RateLimited,
+)
+from perf_aggregator.ledger.prices import STABLECOINS
+from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.tee.credentials import ExchangeCredentials
+
+PUBLIC_ORIGIN = "https://api.binance.com"
+PAGE_LIMIT = 1000
+WINDOW_MS = 24 * 3600 * 1000
+MINUTE_MS = 60_000
+
+
+def parse_trade(raw: dict[str, Any], market: Market) -> Trade:
+    """A ``GET /api/v3/myTrades`` element as a normalized trade (exact decimals)."""
+    amount = Decimal(raw["qty"])
+    price = Decimal(raw["price"])
+    return Trade(
+        id=str(raw["id"]),
+        order_id=str(raw["orderId"]),
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        market_type="spot",
+        side="buy" if raw["isBuyer"] else "sell",
+        amount=amount,
+        price=price,
+        cost=amount * price,
+        fee_cost=Decimal(raw["commission"]),
+        fee_currency=raw["commissionAsset"],
+        timestamp=int(raw["time"]),
+    )
+
+
+def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
+    """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``."""
+    return int(raw[0]), Decimal(raw[4])
+
+
+@dataclass(frozen=True, slots=True)
+class BinanceCursor:
+    """Where a symbol's history continues.
+
+    ``from_id`` set: walk forward from that trade id. ``scan_from_ms`` set: scan
+    24-hour windows from there (until ``stop_id``, the oldest trade of the most
+    recent page). Neither: read the most recent page.
+    """
+
+    from_id: int | None = None
+    scan_from_ms: int | None = None
+    stop_id: int | None = None
+
+
+class BinanceSpot:
+    """Binance spot connector; without credentials it serves public market data only."""
+
+    exchange_id = "binance"
+
+    def __init__(
+        self,
+        credentials: ExchangeCredentials | None,
+        origin_override: str | None = None,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        config: dict[str, Any] = {"enableRateLimit": True}
+        if credentials is not None:
+            config["apiKey"] = credentials.api_key
+            config["secret"] = credentials.api_secret
+        self._ccxt = ccxt_async.binance(config)
+        if origin_override:
+            override_ccxt_urls(self._ccxt, origin_override)
+        self.data_source = origin_of(self._ccxt.urls["api"]["public"])
+        self._clock_ms = clock_ms
+        self._markets: dict[str, Market] | None = None
+        self._by_id: dict[str, Market] = {}
+
+    async def close(self) -> None:
+        """Close ccxt's HTTP session."""
+        await self._ccxt.close()
+
+    async def _call(self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any]) -> Any:
+        """Run one ccxt raw-API call, translating its exceptions into ours."""
+        try:
+            return await method(params)
+        except (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded):
+            raise RateLimited("Binance asked to slow down", self._retry_after()) from None
+        except (ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied, ccxt_errors.AccountSuspended):
+            raise CredentialsRejected("Binance refused the API key") from None
+        except (ccxt_errors.NetworkError, ccxt_errors.InvalidNonce, ccxt_errors.ExchangeNotAvailable):
+            raise ExchangeUnavailable("Binance could not be reached or failed transiently") from None
+        except ccxt_errors.BaseError:
+            raise ExchangeRequestError("Binance rejected a request") from None
+
+    def _retry_after(self) -> float:
+        headers = self._ccxt.last_response_headers or {}
+        for name, value in headers.items():
+            if name.lower() == "retry-after":
+                try:
+                    return max(1.0, float(value))
+                except ValueError:
+                    break
+        return 60.0
+
+    async def validate(self) -> None:
+        """Read the account once, then refuse keys that can withdraw."""
+        await self._call(self._ccxt.privateGetAccount, {})
+        restrictions = await self._call(self._ccxt.sapiGetAccountApiRestrictions, {})
+        if restrictions.get("enableWithdrawals"):
+            raise KeyNotReadOnly("the key is allowed to withdraw funds")
+
+    async def markets(self) -> dict[str, Market]:
+        """Spot markets from ``exchangeInfo`` (all statuses: delisted markets keep history)."""
+        if self._markets is None:
+            info = await self._call(self._ccxt.publicGetExchangeInfo, {})
+            markets: dict[str, Market] = {}
+            for raw in info["symbols"]:
+                base = self._ccxt.safe_currency_code(raw["baseAsset"])
+                quote = self._ccxt.safe_currency_code(raw["quoteAsset"])
+                market = Market(f"{base}/{quote}", raw["symbol"], base, quote, "spot")
+                markets[market.symbol] = market
+            self._markets = markets
+            self._by_id = {m.id: m for m in markets.values()}
+        return self._markets
+
+    async def discover_symbols(self, hints: Sequence[str]) -> list[str]:
+        """Markets whose base asset is held and whose quote is held or a USD stablecoin, plus hints."""
+        markets = await self.markets()
+        account = await self._call(self._ccxt.privateGetAccount, {"omitZeroBalances": "true"})
+        held = {
+            self._ccxt.safe_currency_code(b["asset"])
+            for b in account.get("balances", [])
+            if Decimal(b["free"]) + Decimal(b["locked"]) > 0
+        }
+        found = {
+            m.symbol
+            for m in markets.values()
+            if m.base in held and (m.quote in held or m.quote in STABLECOINS)
+        }
+        found.update(h for h in hints if h in markets)
+        return sorted(found)
+
+    async def fetch_trades(self, symbol: str, cursor: object | None, since_ms: int) -> TradePage:
+        """One ``myTrades`` call following the strategy in the module docstring."""
+        market = (await self.markets())[symbol]
+        state = cursor if isinstance(cursor, BinanceCursor) else BinanceCursor()
+        params: dict[str, Any] = {"symbol": market.id, "limit": PAGE_LIMIT}
+        if state.from_id is not None:
+            params["fromId"] = state.from_id
+        elif state.scan_from_ms is not None:
+            params["startTime"] = state.scan_from_ms
+            params["endTime"] = state.scan_from_ms + WINDOW_MS - 1
+        raw: list[dict[str, Any]] = await self._call(self._ccxt.privateGetMyTrades, params)
+        trades = [parse_trade(r, market) for r in raw if int(r["time"]) >= since_ms]
+        return TradePage(trades, *self._next(state, raw, since_ms))
+
+    def _next(
+        self, state: BinanceCursor, raw: list[dict[str, Any]], since_ms: int
+    ) -> tuple[BinanceCursor, bool]:
+        if state.from_id is not None:
+            if not raw:
+                return state, True
+            return BinanceCursor(from_id=int(raw[-1]["id"]) + 1), len(raw) < PAGE_LIMIT
+        if state.scan_from_ms is not None:
+            if raw:
+                return BinanceCursor(from_id=int(raw[0]["id"])), False
+            next_from = state.scan_from_ms + WINDOW_MS
+            if next_from > self._clock_ms():
+                # Trades seen in the latest page vanished from every window: resume at it.
+                return BinanceCursor(from_id=state.stop_id), state.stop_id is None
+            return BinanceCursor(scan_from_ms=next_from, stop_id=state.stop_id), False
+        if not raw:
+            return state, True
+        oldest = raw[0]
+        if len(raw) < PAGE_LIMIT or int(oldest["time"]) < since_ms:
+            return BinanceCursor(from_id=int(raw[-1]["id"]) + 1), True
+        return BinanceCursor(scan_from_ms=since_ms, stop_id=int(oldest["id"])), False
+
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
+        """Closed 1m klines with open time in ``[start_ms, end_ms]``, 1000 a call."""
+        market = (await self.markets())[symbol]
+        last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
+        end_ms = min(end_ms, last_closed_open)
+        closes: list[tuple[int, Decimal]] = []
+        cursor = start_ms
+        while cursor <= end_ms:
+            params = {
+                "symbol": market.id,
+                "interval": "1m",
+                "startTime": cursor,
+                "endTime": end_ms,
+                "limit": PAGE_LIMIT,
+            }
+            raw = await self._call(self._ccxt.publicGetKlines, params)
+            closes.extend(parse_kline(k) for k in raw if int(k[0]) <= end_ms)
+            if len(raw) < PAGE_LIMIT:
+                break
+            cursor = int(raw[-1][0]) + MINUTE_MS
+        return Candles(closes, start_ms, end_ms)

@@ -1,0 +1,35 @@
+"""What can go wrong when talking to an exchange, classified for the callers.
+
+Messages are written by us and never carry request URLs, headers or bodies,
+so no credential can leak through them.
+"""
+
+from __future__ import annotations
+
+
+class ExchangeError(Exception):
+    """Base class of every connector error."""
+
+
+class CredentialsRejected(ExchangeError):
+    """The exchange refused the key (unknown key, bad signature, key disabled)."""
+
+
+class KeyNotReadOnly(ExchangeError):
+    """The exchange reports that the key can withdraw funds."""
+
+
+class ExchangeUnavailable(ExchangeError):
+    """The exchange could not be reached or answered with a transient failure."""
+
+    def __init__(self, message: str, retry_after_s: float = 30.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimited(ExchangeUnavailable):
+    """The exchange asked us to slow down (HTTP 429/418, ``Retry-After``)."""
+
+
+class ExchangeRequestError(ExchangeError):
+    """The exchange rejected a request as malformed: a bug on our side, not the user's."""

@@ -1,0 +1,9 @@
+"""The decimal context of all ledger and metrics arithmetic (METRICS.md "Trades")."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_EVEN, Context, DivisionByZero, InvalidOperation, Overflow
+
+CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
+"""60 significant digits: sums and products of exchange decimals stay exact in practice,
+and divisions (fee shares, means) keep far more than the 28 digits METRICS.md asks for."""

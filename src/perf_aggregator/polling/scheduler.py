@@ -1,0 +1,143 @@
+"""Per-session polling: backfill from ``since``, then adaptive polling with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from perf_aggregator.exchanges.base import ExchangeConnector
+from perf_aggregator.exchanges.errors import (
+    CredentialsRejected,
+    ExchangeError,
+    ExchangeUnavailable,
+    KeyNotReadOnly,
+    RateLimited,
+)
+from perf_aggregator.ledger.book import Ledger
+from perf_aggregator.ledger.prices import valuation_needs
+from perf_aggregator.polling.pricing import PriceService
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE_S = 2.0
+JITTER = 0.1
+
+
+@dataclass(slots=True)
+class SyncState:
+    """What ``sync`` in the metrics document reports."""
+
+    status: str = "backfilling"
+    backfill_complete: bool = False
+    last_poll_at_ms: int | None = None
+    next_poll_at_ms: int | None = None
+    poll_interval_s: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollingBounds:
+    """``PERF_AGG_POLL_MIN_S`` / ``PERF_AGG_POLL_MAX_S``."""
+
+    min_s: float
+    max_s: float
+
+
+def next_interval(current: float, new_trades: int, bounds: PollingBounds) -> float:
+    """Halve the interval after new trades, double it after an empty poll, within bounds."""
+    proposed = current / 2 if new_trades else current * 2
+    return min(bounds.max_s, max(bounds.min_s, proposed))
+
+
+class SessionPoller:
+    """Reads one account's history into its ledger, for as long as the session lives."""
+
+    def __init__(
+        self,
+        connector: ExchangeConnector,
+        ledger: Ledger,
+        prices: PriceService,
+        since_ms: int,
+        hints: Sequence[str],
+        bounds: PollingBounds,
+        state: SyncState,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._connector = connector
+        self._ledger = ledger
+        self._prices = prices
+        self._since_ms = since_ms
+        self._hints = tuple(hints)
+        self._bounds = bounds
+        self.state = state
+        self._clock_ms = clock_ms
+        self._cursors: dict[str, object] = {}
+        self._symbols: set[str] = set()
+        self._failures = 0
+        state.poll_interval_s = bounds.min_s
+
+    async def run(self) -> None:
+        """Poll until cancelled; errors change the pace, never end the loop."""
+        while True:
+            delay = await self._poll_with_classification()
+            delay *= 1 + random.uniform(-JITTER, JITTER)  # noqa: S311 - jitter, not security
+            self.state.next_poll_at_ms = self._clock_ms() + int(delay * 1000)
+            await asyncio.sleep(delay)
+
+    async def _poll_with_classification(self) -> float:
+        """Run one poll and return the delay before the next one."""
+        state = self.state
+        try:
+            new = await self.poll_once()
+        except (CredentialsRejected, KeyNotReadOnly) as exc:
+            state.status = "error"
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            return self._bounds.max_s
+        except RateLimited as exc:
+            state.last_error = f"RateLimited: {exc}"
+            return max(exc.retry_after_s, self._bounds.min_s)
+        except ExchangeUnavailable as exc:
+            state.last_error = f"ExchangeUnavailable: {exc}"
+            self._failures += 1
+            backoff: float = BACKOFF_BASE_S * 2.0 ** min(self._failures, 10)
+            return min(self._bounds.max_s, backoff)
+        except ExchangeError as exc:
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("poll failed: %s", type(exc).__name__)
+            self._failures += 1
+            return self._bounds.max_s
+        self._failures = 0
+        state.last_error = None
+        state.last_poll_at_ms = self._clock_ms()
+        if not state.backfill_complete:
+            state.backfill_complete = True
+            state.status = "active"
+            state.poll_interval_s = self._bounds.min_s
+        else:
+            state.status = "active"
+            state.poll_interval_s = next_interval(state.poll_interval_s, new, self._bounds)
+        return state.poll_interval_s
+
+    async def poll_once(self) -> int:
+        """Read every discovered symbol up to now; returns how many new trades were stored."""
+        new = 0
+        # A symbol once traded stays polled even when its balance is gone.
+        self._symbols.update(await self._connector.discover_symbols(self._hints))
+        for symbol in sorted(self._symbols):
+            while True:
+                page = await self._connector.fetch_trades(symbol, self._cursors.get(symbol), self._since_ms)
+                if page.trades:
+                    await self._prices.ensure(valuation_needs(page.trades))
+                    new += self._ledger.add(page.trades)
+                self._cursors[symbol] = page.cursor
+                if page.done:
+                    break
+        pending = self._ledger.unpriced_needs()
+        if pending:
+            await self._prices.ensure(pending)
+            self._ledger.revalue()
+        return new

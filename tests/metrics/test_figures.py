@@ -1,0 +1,70 @@
+from decimal import Decimal
+
+from perf_aggregator.formats import parse_rfc3339
+from perf_aggregator.metrics.figures import SymbolFigures, Totals, utc_day
+
+JAN5 = parse_rfc3339("2026-01-05T00:00:00Z")
+DAY = 86_400_000
+
+
+def test_utc_day_is_the_calendar_day_of_a_timestamp() -> None:
+    assert utc_day(JAN5) == 20_458  # 1767571200000 / 86400000
+    assert utc_day(JAN5 + DAY - 1) == 20_458
+    assert utc_day(JAN5 + DAY) == 20_459
+
+
+def test_closed_trades_are_sorted_into_wins_losses_and_days() -> None:
+    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
+    f.record_close(JAN5 + 1, Decimal(1), Decimal(5), Decimal(100), Decimal(60_000))
+    f.record_close(JAN5 + 2, Decimal(1), Decimal(-3), Decimal(100), Decimal(0))
+    f.record_close(JAN5 + DAY, Decimal(2), Decimal(0), Decimal(200), Decimal(0))  # neither
+    f.record_close(JAN5 + DAY, Decimal(1), Decimal(7), Decimal(100), Decimal(0))
+    assert (f.closed_trades, f.winning_trades, f.losing_trades) == (4, 2, 1)
+    assert (f.winning_pnl_usd, f.losing_pnl_usd) == (Decimal(12), Decimal(-3))
+    assert (f.largest_win_usd, f.largest_loss_usd) == (Decimal(7), Decimal(-3))
+    assert f.daily_pnl_usd == {20_458: Decimal(2), 20_459: Decimal(7)}
+    assert (f.realized_pnl_usd, f.cost_basis_usd, f.closed_quantity) == (Decimal(9), Decimal(500), Decimal(5))
+
+
+def test_period_counts_every_trade_priced_or_not() -> None:
+    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
+    f.record_trade(JAN5 + 5)
+    f.record_trade(JAN5 + 1)
+    f.record_unpriced()
+    assert (f.trades, f.unpriced_trades, f.period_start_ms, f.period_end_ms) == (2, 1, JAN5 + 1, JAN5 + 5)
+
+
+def test_totals_sum_the_symbols() -> None:
+    a = SymbolFigures(
+        "BTC/USDT",
+        "BTC",
+        "USDT",
+        "spot",
+        trades=3,
+        volume_usd=Decimal("1.5"),
+        largest_win_usd=Decimal(4),
+        largest_loss_usd=Decimal(-1),
+        daily_pnl_usd={1: Decimal(2)},
+        period_start_ms=10,
+        period_end_ms=20,
+    )
+    b = SymbolFigures(
+        "ETH/USDT",
+        "ETH",
+        "USDT",
+        "spot",
+        trades=1,
+        unpriced_trades=1,
+        largest_win_usd=Decimal(6),
+        largest_loss_usd=Decimal("-0.5"),
+        daily_pnl_usd={1: Decimal(1), 3: Decimal(-1)},
+        period_start_ms=5,
+        period_end_ms=15,
+    )
+    idle = SymbolFigures("SOL/USDT", "SOL", "USDT", "spot")
+    t = Totals.of([a, b, idle])
+    assert (t.symbols_traded, t.trades, t.unpriced_trades, t.volume_usd) == (2, 4, 1, Decimal("1.5"))
+    assert (t.largest_win_usd, t.largest_loss_usd) == (Decimal(6), Decimal(-1))
+    assert t.daily_pnl_usd == {1: Decimal(3), 3: Decimal(-1)}
+    assert (t.period_start_ms, t.period_end_ms) == (5, 20)
+    assert Totals.of([]) == Totals()
