@@ -31,6 +31,7 @@ from perf_aggregator.client import (
     VerificationPolicy,
     verify_summary,
 )
+from perf_aggregator.clock import now_ms
 
 DAY_MS = 86_400_000
 READY_TIMEOUT_S = 60.0
@@ -89,7 +90,7 @@ def run_demo(trades: int = 3000, days: int = 30, seed: int = 7) -> int:
             work / "simulator.log",
             f"{sim_url}/api/v3/ping",
         ):
-            end_ms = int(time.time() * 1000)
+            end_ms = now_ms() - 2 * 60_000  # recent, closed candles only
             start_ms = end_ms - days * DAY_MS
             account = (
                 httpx.post(

@@ -17,13 +17,22 @@ import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any, host: str = "127.0.0.1", startup_timeout_s: float = 20.0) -> Iterator[str]:
+def serve_in_thread(
+    app: Any, host: str = "127.0.0.1", startup_timeout_s: float = 20.0, access_log: bool = False
+) -> Iterator[str]:
     """Serve ``app`` until the block exits; yields its base URL (``http://127.0.0.1:PORT``)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    # log_config=None: leave the process's logging alone, so records reach its handlers.
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="info" if access_log else "warning",
+        lifespan="on",
+        access_log=access_log,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

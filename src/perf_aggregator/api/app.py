@@ -12,20 +12,24 @@ from perf_aggregator import __version__
 from perf_aggregator.api.errors import install_error_handlers
 from perf_aggregator.api.limits import BodyLimitMiddleware, SlidingWindowLimiter
 from perf_aggregator.api.routes import router
+from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
 from perf_aggregator.sessions.registry import SessionRegistry
 from perf_aggregator.tee.enclave import Enclave
 from perf_aggregator.tee.providers import select_provider
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; the enclave keys are generated when the app starts."""
+def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) -> FastAPI:
+    """Build the service; the enclave keys are generated when the app starts.
+
+    ``clock_ms`` replaces the wall clock of the session registry (tests of expiry).
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         enclave = Enclave(select_provider(settings.tee))
-        registry = SessionRegistry(enclave, settings)
+        registry = SessionRegistry(enclave, settings, clock_ms or now_ms)
         registry.start()
         app.state.registry = registry
         app.state.started = time.monotonic()

@@ -61,10 +61,6 @@ def authenticated(
 Authed = Annotated[Session, Depends(authenticated)]
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @router.get("/health", response_model=Health, operation_id="health", tags=["operations"])
 def health(request: Request, reg: Registry) -> Health:
     """Liveness, TEE type and session count."""
@@ -133,15 +129,15 @@ async def submit_key(body: SubmitKeyRequest, request: Request, reg: Registry) ->
 
 
 @router.get("/enclave/metrics/{session_id}", operation_id="get_metrics", tags=["results"])
-def metrics(session: Authed) -> dict[str, Any]:
+def metrics(session: Authed, reg: Registry) -> dict[str, Any]:
     """Per-symbol figures, totals and sync state."""
-    return documents.metrics_document(session, _now_ms())
+    return documents.metrics_document(session, reg.clock_ms())
 
 
 @router.get("/enclave/summary/{session_id}", operation_id="get_summary", tags=["results"])
 def summary(session: Authed, reg: Registry) -> dict[str, Any]:
     """The signed, privacy-preserving summary with the attestation attached."""
-    return reg.enclave.signed(documents.summary_body(session, _now_ms()))
+    return reg.enclave.signed(documents.summary_body(session, reg.clock_ms()))
 
 
 @router.get("/enclave/trades/{session_id}", operation_id="get_trades", tags=["results"])

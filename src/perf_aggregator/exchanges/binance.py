@@ -4,12 +4,13 @@ History strategy (``myTrades`` needs a symbol and costs 20 weight a call):
 first the most recent page of each symbol (1 call); when it does not reach back
 to ``since``, scan 24-hour windows forward from ``since`` until the first trade,
 then walk forward by ``fromId`` (1000 trades a call). Polling continues with
-``fromId`` from the last trade seen.
+``fromId`` = the last trade id seen, not the next one: a self-trade is two records
+with one id, and a page may end between them (the ledger drops the repeat).
 """
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,6 +19,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
@@ -32,9 +34,12 @@ from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
+REJECTED_KEY_CODES = frozenset({-2014, -2015, -1022})
+TOO_MANY_REQUESTS = -1003
 PAGE_LIMIT = 1000
 WINDOW_MS = 24 * 3600 * 1000
 MINUTE_MS = 60_000
+_ERROR_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
 def parse_trade(raw: dict[str, Any], market: Market) -> Trade:
@@ -56,6 +61,12 @@ def parse_trade(raw: dict[str, Any], market: Market) -> Trade:
         fee_currency=raw["commissionAsset"],
         timestamp=int(raw["time"]),
     )
+
+
+def binance_error_code(text: str) -> int | None:
+    """The ``code`` of a Binance error body quoted in ``text`` (ccxt quotes the body), if any."""
+    match = _ERROR_CODE.search(text)
+    return int(match.group(1)) if match else None
 
 
 def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
@@ -86,7 +97,7 @@ class BinanceSpot:
         self,
         credentials: ExchangeCredentials | None,
         origin_override: str | None = None,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock_ms: Clock = now_ms,
     ) -> None:
         config: dict[str, Any] = {"enableRateLimit": True}
         if credentials is not None:
@@ -108,14 +119,24 @@ class BinanceSpot:
         """Run one ccxt raw-API call, translating its exceptions into ours."""
         try:
             return await method(params)
-        except (ccxt_errors.DDoSProtection, ccxt_errors.RateLimitExceeded):
-            raise RateLimited("Binance asked to slow down", self._retry_after()) from None
-        except (ccxt_errors.AuthenticationError, ccxt_errors.PermissionDenied, ccxt_errors.AccountSuspended):
-            raise CredentialsRejected("Binance refused the API key") from None
-        except (ccxt_errors.NetworkError, ccxt_errors.InvalidNonce, ccxt_errors.ExchangeNotAvailable):
-            raise ExchangeUnavailable("Binance could not be reached or failed transiently") from None
-        except ccxt_errors.BaseError:
-            raise ExchangeRequestError("Binance rejected a request") from None
+        except ccxt_errors.BaseError as exc:
+            raise self._classify(exc) from None
+
+    def _classify(self, exc: ccxt_errors.BaseError) -> Exception:
+        # Binance's own error code decides first: ccxt reports -2015 as DDoSProtection once a
+        # key has worked, which would make a key revoked mid-session look merely rate limited.
+        code = binance_error_code(str(exc))
+        if code in REJECTED_KEY_CODES:
+            return CredentialsRejected("Binance refused the API key")
+        if code == TOO_MANY_REQUESTS or isinstance(
+            exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded
+        ):
+            return RateLimited("Binance asked to slow down", self._retry_after())
+        if isinstance(exc, ccxt_errors.AuthenticationError | ccxt_errors.PermissionDenied):
+            return CredentialsRejected("Binance refused the API key")
+        if isinstance(exc, ccxt_errors.NetworkError | ccxt_errors.InvalidNonce):
+            return ExchangeUnavailable("Binance could not be reached or failed transiently")
+        return ExchangeRequestError(f"Binance rejected a request (code {code})")
 
     def _retry_after(self) -> float:
         headers = self._ccxt.last_response_headers or {}
@@ -185,7 +206,7 @@ class BinanceSpot:
         if state.from_id is not None:
             if not raw:
                 return state, True
-            return BinanceCursor(from_id=int(raw[-1]["id"]) + 1), len(raw) < PAGE_LIMIT
+            return BinanceCursor(from_id=int(raw[-1]["id"])), len(raw) < PAGE_LIMIT
         if state.scan_from_ms is not None:
             if raw:
                 return BinanceCursor(from_id=int(raw[0]["id"])), False
@@ -198,7 +219,7 @@ class BinanceSpot:
             return state, True
         oldest = raw[0]
         if len(raw) < PAGE_LIMIT or int(oldest["time"]) < since_ms:
-            return BinanceCursor(from_id=int(raw[-1]["id"]) + 1), True
+            return BinanceCursor(from_id=int(raw[-1]["id"])), True
         return BinanceCursor(scan_from_ms=since_ms, stop_id=int(oldest["id"])), False
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import ExchangeConnector
 from perf_aggregator.exchanges.errors import (
     CredentialsRejected,
@@ -65,7 +65,7 @@ class SessionPoller:
         hints: Sequence[str],
         bounds: PollingBounds,
         state: SyncState,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock_ms: Clock = now_ms,
     ) -> None:
         self._connector = connector
         self._ledger = ledger

@@ -8,11 +8,10 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
 from perf_aggregator.exchanges.registry import (
     SUPPORTED_ACCOUNT_TYPES,
@@ -57,11 +56,11 @@ class SessionRegistry:
         self,
         enclave: Enclave,
         settings: Settings,
-        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock_ms: Clock = now_ms,
     ) -> None:
         self.enclave = enclave
         self._settings = settings
-        self._clock_ms = clock_ms
+        self.clock_ms = clock_ms
         self._sessions: dict[str, Session] = {}
         self._envelopes_seen: set[bytes] = set()
         self._prices: dict[str, PriceService] = {}
@@ -110,7 +109,7 @@ class SessionRegistry:
         return session, token
 
     async def _open_and_start(self, envelope: Envelope) -> tuple[Session, str]:
-        now = self._clock_ms()
+        now = self.clock_ms()
         credentials = open_credentials(
             self.enclave.keys, envelope.enc, envelope.ciphertext, envelope.metadata, now
         )
@@ -149,7 +148,7 @@ class SessionRegistry:
             credentials.symbols,
             PollingBounds(self._settings.poll_min_s, self._settings.poll_max_s),
             sync,
-            self._clock_ms,
+            self.clock_ms,
         )
         session.task = asyncio.create_task(poller.run(), name=f"poll-{session.id[:6]}")
         self._sessions[session.id] = session
@@ -162,13 +161,13 @@ class SessionRegistry:
         expected = session.token_hash if session is not None else _DUMMY_HASH
         presented = token_digest(token or "")
         matches = hmac.compare_digest(presented, expected)
-        if session is None or not token or not matches or session.expires_ms <= self._clock_ms():
+        if session is None or not token or not matches or session.expires_ms <= self.clock_ms():
             raise Unauthorized("missing or invalid credentials for this session")
         return session
 
     def renew(self, session: Session, ttl_s: int) -> None:
         """Set the expiry to now + ``ttl_s``."""
-        session.expires_ms = self._clock_ms() + ttl_s * 1000
+        session.expires_ms = self.clock_ms() + ttl_s * 1000
 
     async def revoke(self, session_id: str) -> None:
         """Stop polling and drop everything the session holds, at once."""
@@ -184,7 +183,7 @@ class SessionRegistry:
 
     async def purge_expired(self) -> int:
         """Revoke every expired session; returns how many."""
-        now = self._clock_ms()
+        now = self.clock_ms()
         expired = [sid for sid, s in self._sessions.items() if s.expires_ms <= now]
         for session_id in expired:
             await self.revoke(session_id)

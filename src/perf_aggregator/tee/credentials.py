@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import rfc8785
 
+from perf_aggregator.clock import now_ms
 from perf_aggregator.formats import parse_rfc3339
 from perf_aggregator.protocol import CREDENTIALS_INFO
 from perf_aggregator.tee.keys import EnclaveKeys, EnvelopeOpenError
@@ -46,7 +46,7 @@ def open_credentials(
     enc: bytes,
     ciphertext: bytes,
     metadata: dict[str, Any],
-    now_ms: int | None = None,
+    at_ms: int | None = None,
 ) -> ExchangeCredentials:
     """Open an envelope whose AAD is the canonical JSON of ``metadata`` and parse the plaintext."""
     aad = rfc8785.dumps(metadata)
@@ -64,7 +64,7 @@ def open_credentials(
         raise CredentialsFormatError("the decrypted credentials are not a JSON object")
     if doc.get("exchange") != metadata.get("exchange"):
         raise EnvelopeError("the exchange inside the envelope differs from metadata.exchange")
-    return _parse(doc, int(time.time() * 1000) if now_ms is None else now_ms)
+    return _parse(doc, now_ms() if at_ms is None else at_ms)
 
 
 def _parse(doc: dict[str, Any], now_ms: int) -> ExchangeCredentials:

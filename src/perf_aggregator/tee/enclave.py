@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import rfc8785
 
 from perf_aggregator import __version__
+from perf_aggregator.clock import now_ms
 from perf_aggregator.formats import rfc3339_ms
 from perf_aggregator.protocol import HPKE_AEAD_ID, HPKE_KDF_ID, HPKE_KEM_ID, report_data
 from perf_aggregator.tee.keys import EnclaveKeys
@@ -51,7 +51,7 @@ class Enclave:
             "signing_key": {"alg": "Ed25519", "public_key": _b64(self.keys.signing_public_key)},
             "measurement": self.provider.measurement.hex(),
             "version": __version__,
-            "issued_at": rfc3339_ms(int(time.time() * 1000)),
+            "issued_at": rfc3339_ms(now_ms()),
         }
         if not nonce:
             self._unbound_document = document
