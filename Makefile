@@ -18,7 +18,8 @@ demo: $(STAMP)
 	$(BIN)/perf-aggregator demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 	$(BIN)/mypy
 
 test: lint

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -76,6 +78,8 @@ def _process(args: list[str], env: dict[str, str], log_path: Path, ready_url: st
 def run_demo(trades: int = 3000, days: int = 30, seed: int = 7) -> int:
     """Run the demo; returns the process exit code."""
     console = Console()
+    if not console.is_terminal:  # logs and pipes: rich would otherwise cut tables at 80 columns
+        console = Console(width=120)
     started = time.monotonic()
     sim_port, enclave_port = _free_port(), _free_port()
     sim_url, enclave_url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{enclave_port}"
@@ -167,60 +171,43 @@ async def _watch_backfill(
     console: Console, client: EnclaveClient, session_id: str, token: str, expected: int
 ) -> dict[str, Any]:
     columns = (TextColumn("[bold]5.[/] backfill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    started = time.monotonic()
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("backfill", total=expected)
         while True:
             metrics = await client.metrics(session_id, token)
             progress.update(task, completed=metrics["sync"]["trades_fetched"])
             if metrics["sync"]["backfill_complete"]:
-                return metrics
+                break
             await asyncio.sleep(0.3)
+    fetched = metrics["sync"]["trades_fetched"]
+    console.print(f"   backfill complete: {fetched} trades in {time.monotonic() - started:.1f} s")
+    return metrics
 
 
 def _print_metrics(console: Console, metrics: dict[str, Any]) -> None:
-    table = Table(title="Per-symbol metrics", title_justify="left")
-    for column in (
-        "symbol",
-        "trades",
-        "volume USD",
-        "fees USD",
-        "realized P&L USD",
-        "return %",
-        "closed",
-        "win",
-        "open qty",
-        "unmatched qty",
-    ):
-        table.add_column(column, justify="left" if column == "symbol" else "right")
-    for s in metrics["symbols"]:
+    # USD shown to the cent here for width; the documents carry the exact 8-place values.
+    table = Table(title="Per-symbol metrics", title_justify="left", box=box.SIMPLE_HEAD)
+    columns = ("symbol", "trades", "volume $", "fees $", "P&L $", "return %", "closed", "won", "open qty")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "symbol" else "right", no_wrap=True)
+    rows = [(s["symbol"], s) for s in metrics["symbols"]] + [("total", metrics["totals"])]
+    for name, s in rows:
+        if name == "total":
+            table.add_section()
         table.add_row(
-            s["symbol"],
+            name,
             str(s["trades"]),
-            s["volume_usd"],
-            s["fees_usd"],
-            s["realized_pnl_usd"],
+            _cents(s["volume_usd"]),
+            _cents(s["fees_usd"]),
+            _cents(s["realized_pnl_usd"]),
             _ratio(s["return_pct"]),
             str(s["closed_trades"]),
             str(s["winning_trades"]),
-            s["open_quantity"],
-            s["unmatched_quantity"],
+            s.get("open_quantity", ""),
         )
-    t = metrics["totals"]
-    table.add_section()
-    table.add_row(
-        "total",
-        str(t["trades"]),
-        t["volume_usd"],
-        t["fees_usd"],
-        t["realized_pnl_usd"],
-        _ratio(t["return_pct"]),
-        str(t["closed_trades"]),
-        str(t["winning_trades"]),
-        "",
-        "",
-    )
     console.print(table)
-    console.print(f"trades ingested: {metrics['sync']['trades_fetched']}, unpriced: {t['unpriced_trades']}")
+    console.print(f"unpriced trades: {metrics['totals']['unpriced_trades']}")
 
 
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
@@ -230,6 +217,10 @@ def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         table.add_row(key, _ratio(value) if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def _cents(value: str) -> str:
+    return f"{Decimal(value):,.2f}"
 
 
 def _ratio(value: Any) -> str:
