@@ -178,3 +178,13 @@ def test_openapi_document_lists_every_route(offline_enclave: str) -> None:
         "/enclave/sessions/{session_id}/renew",
         "/enclave/sessions/{session_id}",
     } <= paths
+
+
+def test_prometheus_metrics_are_operational_only(offline_enclave: str) -> None:
+    httpx.get(f"{offline_enclave}/enclave/metrics/some-session-id", headers={"Authorization": "Bearer t0ken"})
+    response = httpx.get(f"{offline_enclave}/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'route="/enclave/metrics/{session_id}"' in text and 'status="401"' in text
+    assert "perf_agg_sessions" in text and "perf_agg_polls_total" in text
+    assert "some-session-id" not in text and "t0ken" not in text

@@ -28,6 +28,7 @@ class Stack:
     enclave: str
     policy: VerificationPolicy
     data_dir: Path
+    exchange: SimulatedBinance
 
     def account(self, trades: int, seed: int, days: int = 8, **options: Any) -> dict[str, Any]:
         """Generate a simulator account whose history ends ten minutes ago."""
@@ -40,16 +41,18 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def simulator_url() -> Iterator[str]:
+def simulator() -> Iterator[tuple[SimulatedBinance, str]]:
     """One simulator per test module (accounts are independent of each other)."""
-    with serve_in_thread(create_binance_app(SimulatedBinance(seed=5))) as url:
-        yield url
+    exchange = SimulatedBinance(seed=5)
+    with serve_in_thread(create_binance_app(exchange)) as url:
+        yield exchange, url
 
 
 @pytest.fixture
-def stack(simulator_url: str, enclave_data_dir: Path) -> Iterator[Stack]:
+def stack(simulator: tuple[SimulatedBinance, str], enclave_data_dir: Path) -> Iterator[Stack]:
     """A fresh enclave (new keys, no sessions) reading Binance from the simulator."""
+    exchange, simulator_url = simulator
     settings = enclave_settings(enclave_data_dir, simulator_url)
     policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({simulator_url}))
     with serve_in_thread(create_app(settings), access_log=True) as url:
-        yield Stack(simulator_url, url, policy, enclave_data_dir)
+        yield Stack(simulator_url, url, policy, enclave_data_dir, exchange)

@@ -46,6 +46,7 @@ async def test_planted_secrets_appear_nowhere(stack: Stack, caplog: pytest.LogCa
         "/health",
         "/attestation/quote",
         "/openapi.json",
+        "/metrics",
         f"/enclave/metrics/{token}",
         f"/nope/{secret}",
     ):

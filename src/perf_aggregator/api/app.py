@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from perf_aggregator import __version__
 from perf_aggregator.api.errors import install_error_handlers
 from perf_aggregator.api.limits import BodyLimitMiddleware, SlidingWindowLimiter
+from perf_aggregator.api.observability import RequestTimingMiddleware
 from perf_aggregator.api.routes import router
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) 
     app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestTimingMiddleware)
     return app

@@ -9,6 +9,8 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from perf_aggregator import __version__
@@ -26,6 +28,7 @@ from perf_aggregator.formats import rfc3339_ms
 from perf_aggregator.sessions import documents
 from perf_aggregator.sessions.registry import Envelope, SessionRegistry
 from perf_aggregator.sessions.session import Session
+from perf_aggregator.telemetry import REGISTRY
 
 _NONCE = re.compile(r"^(?:[0-9a-fA-F]{2}){0,32}$")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -73,6 +76,14 @@ def health(request: Request, reg: Registry) -> Health:
         uptime_s=round(time.monotonic() - request.app.state.started, 3),
         warning="simulated TEE: attestation proves nothing" if tee == "simulated" else None,
     )
+
+
+@router.get(
+    "/metrics", operation_id="prometheus_metrics", tags=["operations"], response_class=PlainTextResponse
+)
+def prometheus_metrics() -> PlainTextResponse:
+    """Operational figures in the Prometheus text format; never per-user data."""
+    return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/attestation/quote", operation_id="get_attestation_quote", tags=["attestation"])

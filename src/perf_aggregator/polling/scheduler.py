@@ -20,6 +20,7 @@ from perf_aggregator.exchanges.errors import (
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.ledger.prices import valuation_needs
 from perf_aggregator.polling.pricing import PriceService
+from perf_aggregator.telemetry import EXCHANGE_ERRORS, POLLS
 
 log = logging.getLogger(__name__)
 
@@ -91,36 +92,41 @@ class SessionPoller:
     async def _poll_with_classification(self) -> float:
         """Run one poll and return the delay before the next one."""
         state = self.state
+        exchange = self._connector.exchange_id
         try:
             new = await self.poll_once()
-        except (CredentialsRejected, KeyNotReadOnly) as exc:
-            state.status = "error"
-            state.last_error = f"{type(exc).__name__}: {exc}"
-            return self._bounds.max_s
-        except RateLimited as exc:
-            state.last_error = f"RateLimited: {exc}"
-            return max(exc.retry_after_s, self._bounds.min_s)
-        except ExchangeUnavailable as exc:
-            state.last_error = f"ExchangeUnavailable: {exc}"
-            self._failures += 1
-            backoff: float = BACKOFF_BASE_S * 2.0 ** min(self._failures, 10)
-            return min(self._bounds.max_s, backoff)
         except ExchangeError as exc:
-            state.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("poll failed: %s", type(exc).__name__)
-            self._failures += 1
-            return self._bounds.max_s
+            POLLS.labels(exchange, "error").inc()
+            EXCHANGE_ERRORS.labels(exchange, type(exc).__name__).inc()
+            return self._after_failure(exc)
+        POLLS.labels(exchange, "ok").inc()
         self._failures = 0
         state.last_error = None
         state.last_poll_at_ms = self._clock_ms()
-        if not state.backfill_complete:
-            state.backfill_complete = True
-            state.status = "active"
-            state.poll_interval_s = self._bounds.min_s
-        else:
-            state.status = "active"
+        state.status = "active"
+        if state.backfill_complete:
             state.poll_interval_s = next_interval(state.poll_interval_s, new, self._bounds)
+        else:
+            state.backfill_complete = True
+            state.poll_interval_s = self._bounds.min_s
         return state.poll_interval_s
+
+    def _after_failure(self, exc: ExchangeError) -> float:
+        """Record ``exc`` in the sync state and return the delay before the next attempt."""
+        state = self.state
+        state.last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, CredentialsRejected | KeyNotReadOnly):
+            # The session stays readable; a key that works again brings it back to active.
+            state.status = "error"
+            return self._bounds.max_s
+        if isinstance(exc, RateLimited):
+            return max(exc.retry_after_s, self._bounds.min_s)
+        self._failures += 1
+        if isinstance(exc, ExchangeUnavailable):
+            backoff: float = BACKOFF_BASE_S * 2.0 ** min(self._failures, 10)
+            return min(self._bounds.max_s, backoff)
+        log.warning("poll failed: %s", type(exc).__name__)
+        return self._bounds.max_s
 
     async def poll_once(self) -> int:
         """Read every discovered symbol up to now; returns how many new trades were stored."""

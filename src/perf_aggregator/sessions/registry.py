@@ -31,6 +31,7 @@ from perf_aggregator.sessions.errors import (
 from perf_aggregator.sessions.session import Session, token_digest
 from perf_aggregator.tee.credentials import open_credentials
 from perf_aggregator.tee.enclave import Enclave
+from perf_aggregator.telemetry import SESSIONS
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class SessionRegistry:
         )
         session.task = asyncio.create_task(poller.run(), name=f"poll-{session.id[:6]}")
         self._sessions[session.id] = session
+        SESSIONS.set(len(self._sessions))
         log.info("session registered (exchange=%s, sessions=%d)", session.exchange, len(self._sessions))
         return session, token
 
@@ -179,6 +181,7 @@ class SessionRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await session.task
         await session.connector.close()
+        SESSIONS.set(len(self._sessions))
         log.info("session ended (sessions=%d)", len(self._sessions))
 
     async def purge_expired(self) -> int:
