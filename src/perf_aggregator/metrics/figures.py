@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
+from typing import TypeVar
 
 from perf_aggregator.metrics.precision import CONTEXT
 
 DAY_MS = 86_400_000
 _ZERO = Decimal(0)
+_N = TypeVar("_N", int, Decimal)
 
 
 def utc_day(ms: int) -> int:
@@ -17,18 +19,14 @@ def utc_day(ms: int) -> int:
     return ms // DAY_MS
 
 
-@dataclass(slots=True)
-class SymbolFigures:
-    """Accumulators of one symbol, fed trade by trade in processing order.
+@dataclass(slots=True, kw_only=True)
+class Figures:
+    """Accumulators that add up across symbols, fed trade by trade in processing order.
 
     The ``record_*`` methods use the current decimal context (the ledger sets
     :data:`~perf_aggregator.metrics.precision.CONTEXT`).
     """
 
-    symbol: str
-    base: str
-    quote: str
-    market_type: str
     trades: int = 0
     unpriced_trades: int = 0
     volume_usd: Decimal = _ZERO
@@ -36,9 +34,6 @@ class SymbolFigures:
     realized_pnl_usd: Decimal = _ZERO
     cost_basis_usd: Decimal = _ZERO
     closed_quantity: Decimal = _ZERO
-    open_quantity: Decimal = _ZERO
-    """Long minus short."""
-    unmatched_quantity: Decimal = _ZERO
     closed_trades: int = 0
     winning_trades: int = 0
     losing_trades: int = 0
@@ -56,10 +51,8 @@ class SymbolFigures:
     def record_trade(self, timestamp: int) -> None:
         """Count a trade, priced or not."""
         self.trades += 1
-        if self.period_start_ms is None or timestamp < self.period_start_ms:
-            self.period_start_ms = timestamp
-        if self.period_end_ms is None or timestamp > self.period_end_ms:
-            self.period_end_ms = timestamp
+        self.period_start_ms = _earliest(self.period_start_ms, timestamp)
+        self.period_end_ms = _latest(self.period_end_ms, timestamp)
 
     def record_unpriced(self) -> None:
         """Count a trade that could not be valued (it takes no other part)."""
@@ -87,40 +80,55 @@ class SymbolFigures:
         if pnl_usd > 0:
             self.winning_trades += 1
             self.winning_pnl_usd += pnl_usd
-            if self.largest_win_usd is None or pnl_usd > self.largest_win_usd:
-                self.largest_win_usd = pnl_usd
+            self.largest_win_usd = _latest(self.largest_win_usd, pnl_usd)
         elif pnl_usd < 0:
             self.losing_trades += 1
             self.losing_pnl_usd += pnl_usd
-            if self.largest_loss_usd is None or pnl_usd < self.largest_loss_usd:
-                self.largest_loss_usd = pnl_usd
+            self.largest_loss_usd = _earliest(self.largest_loss_usd, pnl_usd)
         day = utc_day(timestamp)
         self.daily_pnl_usd[day] = self.daily_pnl_usd.get(day, _ZERO) + pnl_usd
 
+    def merge(self, other: Figures) -> None:
+        """Add ``other``'s accumulators to these."""
+        self.trades += other.trades
+        self.unpriced_trades += other.unpriced_trades
+        self.volume_usd += other.volume_usd
+        self.fees_usd += other.fees_usd
+        self.realized_pnl_usd += other.realized_pnl_usd
+        self.cost_basis_usd += other.cost_basis_usd
+        self.closed_quantity += other.closed_quantity
+        self.closed_trades += other.closed_trades
+        self.winning_trades += other.winning_trades
+        self.losing_trades += other.losing_trades
+        self.winning_pnl_usd += other.winning_pnl_usd
+        self.losing_pnl_usd += other.losing_pnl_usd
+        self.holding_ms_quantity += other.holding_ms_quantity
+        self.largest_win_usd = _latest(self.largest_win_usd, other.largest_win_usd)
+        self.largest_loss_usd = _earliest(self.largest_loss_usd, other.largest_loss_usd)
+        for day, pnl in other.daily_pnl_usd.items():
+            self.daily_pnl_usd[day] = self.daily_pnl_usd.get(day, _ZERO) + pnl
+        self.period_start_ms = _earliest(self.period_start_ms, other.period_start_ms)
+        self.period_end_ms = _latest(self.period_end_ms, other.period_end_ms)
+
 
 @dataclass(slots=True)
-class Totals:
+class SymbolFigures(Figures):
+    """One symbol's figures, with its positions (which do not add up across symbols)."""
+
+    symbol: str
+    base: str
+    quote: str
+    market_type: str
+    open_quantity: Decimal = _ZERO
+    """Long minus short."""
+    unmatched_quantity: Decimal = _ZERO
+
+
+@dataclass(slots=True, kw_only=True)
+class Totals(Figures):
     """The per-symbol figures summed over a session's symbols."""
 
     symbols_traded: int = 0
-    trades: int = 0
-    unpriced_trades: int = 0
-    volume_usd: Decimal = _ZERO
-    fees_usd: Decimal = _ZERO
-    realized_pnl_usd: Decimal = _ZERO
-    cost_basis_usd: Decimal = _ZERO
-    closed_quantity: Decimal = _ZERO
-    closed_trades: int = 0
-    winning_trades: int = 0
-    losing_trades: int = 0
-    winning_pnl_usd: Decimal = _ZERO
-    losing_pnl_usd: Decimal = _ZERO
-    largest_win_usd: Decimal | None = None
-    largest_loss_usd: Decimal | None = None
-    holding_ms_quantity: Decimal = _ZERO
-    daily_pnl_usd: dict[int, Decimal] = field(default_factory=dict)
-    period_start_ms: int | None = None
-    period_end_ms: int | None = None
 
     @classmethod
     def of(cls, figures: Iterable[SymbolFigures]) -> Totals:
@@ -128,40 +136,14 @@ class Totals:
         totals = cls()
         with localcontext(CONTEXT):
             for f in figures:
-                totals._add(f)
+                totals.merge(f)
+                totals.symbols_traded += 1 if f.trades else 0
         return totals
 
-    def _add(self, f: SymbolFigures) -> None:
-        if f.trades:
-            self.symbols_traded += 1
-        self.trades += f.trades
-        self.unpriced_trades += f.unpriced_trades
-        self.volume_usd += f.volume_usd
-        self.fees_usd += f.fees_usd
-        self.realized_pnl_usd += f.realized_pnl_usd
-        self.cost_basis_usd += f.cost_basis_usd
-        self.closed_quantity += f.closed_quantity
-        self.closed_trades += f.closed_trades
-        self.winning_trades += f.winning_trades
-        self.losing_trades += f.losing_trades
-        self.winning_pnl_usd += f.winning_pnl_usd
-        self.losing_pnl_usd += f.losing_pnl_usd
-        self.holding_ms_quantity += f.holding_ms_quantity
-        if f.largest_win_usd is not None and (
-            self.largest_win_usd is None or f.largest_win_usd > self.largest_win_usd
-        ):
-            self.largest_win_usd = f.largest_win_usd
-        if f.largest_loss_usd is not None and (
-            self.largest_loss_usd is None or f.largest_loss_usd < self.largest_loss_usd
-        ):
-            self.largest_loss_usd = f.largest_loss_usd
-        for day, pnl in f.daily_pnl_usd.items():
-            self.daily_pnl_usd[day] = self.daily_pnl_usd.get(day, _ZERO) + pnl
-        if f.period_start_ms is not None and (
-            self.period_start_ms is None or f.period_start_ms < self.period_start_ms
-        ):
-            self.period_start_ms = f.period_start_ms
-        if f.period_end_ms is not None and (
-            self.period_end_ms is None or f.period_end_ms > self.period_end_ms
-        ):
-            self.period_end_ms = f.period_end_ms
+
+def _earliest(a: _N | None, b: _N | None) -> _N | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: _N | None, b: _N | None) -> _N | None:
+    return b if a is None else a if b is None else max(a, b)
