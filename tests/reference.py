@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
@@ -193,7 +192,3 @@ def compute(
             "period_end": max((s.last for s in syms.values() if s.last is not None), default=None),
         }
         return {"symbols": symbols, "summary": summary}
-
-
-def day_of(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
