@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pyhpke import KEMKey
 
+from client.tee_evidence import SnpChain
 from perf_aggregator import protocol
 from perf_aggregator.client import VerificationPolicy
 
@@ -79,3 +80,9 @@ def dev_policy() -> VerificationPolicy:
 def module_enclave() -> SimulatedEnclave:
     """One enclave for a module's server, which outlives function-scoped fixtures."""
     return SimulatedEnclave()
+
+
+@pytest.fixture(scope="session")
+def snp_chain() -> SnpChain:
+    """One test ARK/ASK/VCEK chain for the session (RSA-4096 key generation is the slow part)."""
+    return SnpChain.generate()

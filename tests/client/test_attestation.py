@@ -5,7 +5,14 @@ import os
 import pytest
 
 from perf_aggregator import protocol
-from perf_aggregator.client import AttestationError, VerificationPolicy, VerifiedEnclave, verify_attestation
+from perf_aggregator.client import (
+    AttestationError,
+    EvidenceError,
+    PolicyError,
+    VerificationPolicy,
+    VerifiedEnclave,
+    verify_attestation,
+)
 
 NONCE = bytes(range(32))
 
@@ -31,11 +38,24 @@ def test_tee_outside_accepted_tees_is_refused(enclave):
         verify_attestation(enclave.attestation(NONCE), policy, NONCE)
 
 
-@pytest.mark.parametrize("tee", ["tdx", "sev-snp", "sgx", "dstack"])
-def test_real_tee_quotes_are_refused_until_implemented(enclave, dev_policy, tee):
+@pytest.mark.parametrize(
+    ("tee", "message"),
+    [
+        ("tdx", "TDX quote does not parse"),
+        ("dstack", r"dstack \(TDX\) quote does not parse"),
+        ("sgx", "SGX quote does not parse"),
+        ("sev-snp", "SEV-SNP report is 122 bytes, not 1184"),
+    ],
+)
+def test_simulated_evidence_claimed_as_a_real_tee_is_refused_as_evidence(enclave, dev_policy, tee, message):
     doc = {**enclave.attestation(NONCE), "tee": tee}
-    with pytest.raises(AttestationError, match=f"verification of {tee} quotes is not implemented yet"):
+    with pytest.raises(EvidenceError, match=message):
         verify_attestation(doc, dev_policy, NONCE)
+
+
+def test_simulated_refusal_says_how_to_accept_it(enclave):
+    with pytest.raises(PolicyError, match=r"simulated evidence refused: .*--allow-simulated"):
+        verify_attestation(enclave.attestation(NONCE), VerificationPolicy(), NONCE)
 
 
 def test_wrong_nonce_is_refused(enclave, dev_policy):

@@ -14,6 +14,29 @@ class AttestationError(ClientError):
     """Raised when an attestation document fails verification; the message names the failed check."""
 
 
+class EvidenceError(AttestationError):
+    """Raised when the TEE evidence itself does not verify: signature, certificate chain, collateral,
+    or a quote of another TEE type than the document claims."""
+
+
+class EvidenceExpiredError(EvidenceError):
+    """Raised when the evidence's collateral or certificates are not valid at the verification time."""
+
+
+class BindingError(AttestationError):
+    """Raised when genuine evidence does not bind the document: its report data differs from the
+    document's, or does not commit to the document's keys and the expected nonce."""
+
+
+class PolicyError(AttestationError):
+    """Raised when verified, bound evidence is refused by the policy (TEE type, simulated evidence,
+    measurements, TCB status, evidence age)."""
+
+
+class PolicyFileError(ClientError, ValueError):
+    """Raised by ``load_policy`` when a policy file cannot be read or is invalid; names the key."""
+
+
 class EnvelopeError(ClientError):
     """Raised by ``seal_credentials`` when the metadata cannot be sealed with the credentials
     (it names another exchange, or is not canonicalizable JSON)."""

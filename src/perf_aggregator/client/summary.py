@@ -24,8 +24,13 @@ from perf_aggregator.client.policy import VerificationPolicy
 _T = TypeVar("_T")
 
 
-def verify_summary(document: dict[str, Any], policy: VerificationPolicy) -> dict[str, Any]:
+def verify_summary(
+    document: dict[str, Any], policy: VerificationPolicy, *, now: float | None = None
+) -> dict[str, Any]:
     """Verify a signed summary document and return its ``summary`` object.
+
+    ``now`` (epoch seconds, default the current time) is when the embedded
+    attestation's collateral, certificates and age are judged.
 
     Checks, in order: the embedded attestation (empty nonce), that the signing
     key is the attested one, the Ed25519 signature over the RFC 8785 canonical
@@ -42,7 +47,7 @@ def verify_summary(document: dict[str, Any], policy: VerificationPolicy) -> dict
 
     try:
         # The summary's attestation is fetched without a nonce: it proves the key, not freshness.
-        enclave = verify_attestation(attestation, policy, expected_nonce=b"")
+        enclave = verify_attestation(attestation, policy, expected_nonce=b"", now=now)
     except AttestationError as exc:
         raise SummaryAttestationError(f"summary attestation: {exc}") from exc
     if public_key != enclave.signing_public_key:
@@ -60,7 +65,8 @@ def verify_summary(document: dict[str, Any], policy: VerificationPolicy) -> dict
     data_source = _member(summary, "data_source", str)
     if data_source not in policy.allowed_data_sources:
         raise DataSourceRejectedError(
-            f"summary data was read from {data_source!r}, which the policy does not allow"
+            f"summary data_source {data_source!r} is not allowed by the policy "
+            "(the figures were read from that origin)"
         )
     return summary
 

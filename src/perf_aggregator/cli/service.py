@@ -1,19 +1,13 @@
-"""The ``perf-aggregator`` command: serve the enclave, run the simulator, run the demo."""
+"""Service-side commands: serve the enclave, run the simulator, run the demo."""
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(
-    help="Perf-Aggregator: verifiable trading performance from a TEE.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 
-
-@app.command()
 def serve() -> None:
     """Run the enclave service on ENCLAVE_HOST:ENCLAVE_PORT (configuration from the environment)."""
     import uvicorn
@@ -28,12 +22,11 @@ def serve() -> None:
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
-@app.command()
 def simulator(
-    host: str = typer.Option("127.0.0.1", help="Listen address."),
-    port: int = typer.Option(9100, help="Listen port."),
-    seed: int = typer.Option(42, help="Seed of the deterministic market."),
-    weight_limit: int = typer.Option(6000, help="Request weight per minute per IP."),
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Listen port.")] = 9100,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic market.")] = 42,
+    weight_limit: Annotated[int, typer.Option(help="Request weight per minute per IP.")] = 6000,
 ) -> None:
     """Run the Binance spot simulator (for demos and tests; never for real money)."""
     from perf_aggregator.simulator.__main__ import run
@@ -41,13 +34,19 @@ def simulator(
     run(host, port, seed, weight_limit)
 
 
-@app.command()
 def demo(
-    trades: int = typer.Option(3000, help="Trades in the generated account."),
-    days: int = typer.Option(30, help="Days of history in the generated account."),
-    seed: int = typer.Option(7, help="Seed of the generated account."),
+    trades: Annotated[int, typer.Option(help="Trades in the generated account.")] = 3000,
+    days: Annotated[int, typer.Option(help="Days of history in the generated account.")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the generated account.")] = 7,
 ) -> None:
     """Simulator + enclave (simulated TEE) + client, end to end, ending with the figures."""
     from perf_aggregator.demo import run_demo
 
     raise typer.Exit(run_demo(trades=trades, days=days, seed=seed))
+
+
+def register_commands(app: typer.Typer) -> None:
+    """Add the service-side commands to ``app``."""
+    app.command()(serve)
+    app.command()(simulator)
+    app.command()(demo)
