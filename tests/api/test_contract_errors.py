@@ -10,7 +10,7 @@ import pytest
 
 from api.envelopes import flip_ciphertext_byte, sealed_body
 from perf_aggregator.protocol import SIMULATED_QUOTE_PREFIX, report_data
-from perf_aggregator.tee.providers import source_measurement
+from perf_aggregator.tee.attestation import source_measurement
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:

@@ -182,7 +182,7 @@ def test_debug_guest_is_refused(snp, snp_policy):
     [
         ({"signature_algo": 2}, "signature algorithm 2 is not ECDSA P-384"),
         ({"key_info": 1 << 2}, "signed by key type 1"),
-        ({"version": 1}, "version 1 is not supported"),
+        ({"version": 1}, "unsupported SEV-SNP report version 1"),
     ],
 )
 def test_unsupported_report_fields_are_refused(snp, snp_policy, options, message):

@@ -16,8 +16,8 @@ from perf_aggregator.api.routes import router
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
 from perf_aggregator.sessions.registry import SessionRegistry
+from perf_aggregator.tee.attestation import select_provider
 from perf_aggregator.tee.enclave import Enclave
-from perf_aggregator.tee.providers import select_provider
 
 
 def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) -> FastAPI:
@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        enclave = Enclave(select_provider(settings.tee))
+        enclave = Enclave(select_provider(settings.tee, settings.data_dir))
         registry = SessionRegistry(enclave, settings, clock_ms or now_ms)
         registry.start()
         app.state.registry = registry

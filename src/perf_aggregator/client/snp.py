@@ -24,25 +24,19 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from perf_aggregator.client.errors import EvidenceError, EvidenceExpiredError
 from perf_aggregator.client.evidence import VerifiedEvidence, iso
 from perf_aggregator.client.policy import VerificationPolicy
+from perf_aggregator.evidence import EvidenceLayoutError, parse_snp_report
 
-REPORT_SIZE = 0x4A0
 SIGNED_SIZE = 0x2A0
 """The signature covers bytes 0x000 up to (not including) the signature field at 0x2A0."""
 
-# Offsets (ABI spec, ATTESTATION_REPORT structure).
-_VERSION = 0x000
-_POLICY = 0x008
+# Signature-related offsets (ABI spec, ATTESTATION_REPORT); the other fields come from
+# perf_aggregator.evidence, the layout both sides share.
 _SIGNATURE_ALGO = 0x034
 _KEY_INFO = 0x048
-_REPORT_DATA = slice(0x050, 0x090)
-_MEASUREMENT = slice(0x090, 0x0C0)
-_HOST_DATA = slice(0x0C0, 0x0E0)
-_ID_KEY_DIGEST = slice(0x0E0, 0x110)
 _SIG_R = slice(0x2A0, 0x2A0 + 72)
 _SIG_S = slice(0x2E8, 0x2E8 + 72)
 
 SIGNATURE_ALGO_ECDSA_P384_SHA384 = 1
-_POLICY_DEBUG = 1 << 19
 _SIGNING_KEY_VCEK = 0
 _MIN_RSA_BITS = 4096
 
@@ -118,14 +112,12 @@ def verify_chain(
 
 def verify_snp_report(report: bytes, policy: VerificationPolicy, now: float) -> VerifiedEvidence:
     """Verify a raw SEV-SNP attestation report with the policy's AMD certificates at ``now``."""
-    if len(report) != REPORT_SIZE:
-        raise EvidenceError(f"SEV-SNP report is {len(report)} bytes, not {REPORT_SIZE}")
-    (version,) = struct.unpack_from("<I", report, _VERSION)
+    try:
+        fields = parse_snp_report(report)
+    except EvidenceLayoutError as exc:
+        raise EvidenceError(f"SEV-SNP evidence is malformed: {exc}") from None
     (algo,) = struct.unpack_from("<I", report, _SIGNATURE_ALGO)
     (key_info,) = struct.unpack_from("<I", report, _KEY_INFO)
-    (guest_policy,) = struct.unpack_from("<Q", report, _POLICY)
-    if version < 2:
-        raise EvidenceError(f"SEV-SNP report version {version} is not supported (2 or later)")
     if algo != SIGNATURE_ALGO_ECDSA_P384_SHA384:
         raise EvidenceError(f"SEV-SNP report signature algorithm {algo} is not ECDSA P-384 with SHA-384")
     signing_key = (key_info >> 2) & 0x7
@@ -143,19 +135,14 @@ def verify_snp_report(report: bytes, policy: VerificationPolicy, now: float) -> 
         vcek_key.verify(encode_dss_signature(r, s), report[:SIGNED_SIZE], ec.ECDSA(hashes.SHA384()))
     except InvalidSignature:
         raise EvidenceError("SEV-SNP report signature does not verify with the VCEK") from None
-    if guest_policy & _POLICY_DEBUG:
+    if fields.debug:
         raise EvidenceError(
             "SEV-SNP guest policy allows debugging (DEBUG bit set): the host can read its memory"
         )
 
-    registers = {
-        "measurement": report[_MEASUREMENT].hex(),
-        "host_data": report[_HOST_DATA].hex(),
-        "id_key_digest": report[_ID_KEY_DIGEST].hex(),
-    }
     return VerifiedEvidence(
         tee="sev-snp",
-        report_data=bytes(report[_REPORT_DATA]),
-        measurement=registers["measurement"],
-        registers=registers,
+        report_data=fields.report_data,
+        measurement=fields.measurement.hex(),
+        registers=fields.registers_hex(),
     )

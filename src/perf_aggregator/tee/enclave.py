@@ -11,8 +11,8 @@ from perf_aggregator import __version__
 from perf_aggregator.clock import now_ms
 from perf_aggregator.formats import rfc3339_ms
 from perf_aggregator.protocol import HPKE_AEAD_ID, HPKE_KDF_ID, HPKE_KEM_ID, report_data
+from perf_aggregator.tee.attestation import AttestationProvider
 from perf_aggregator.tee.keys import EnclaveKeys
-from perf_aggregator.tee.providers import AttestationProvider
 
 
 def _b64(data: bytes) -> str:
