@@ -1,24 +1,47 @@
-"""Which exchanges this build supports, and connectors for them."""
+"""Which exchanges this build supports, and connectors for them.
+
+Each connector class takes ``(credentials or None, origin_override or None)``;
+without credentials it serves public market data only. Classes are named by
+import path so that an exchange's module (and its ccxt class) loads only when used.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import cast
+
 from perf_aggregator.exchanges.base import ExchangeConnector
-from perf_aggregator.exchanges.binance import BinanceSpot
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
-SUPPORTED_EXCHANGES = frozenset({"binance"})
-SUPPORTED_ACCOUNT_TYPES = {"binance": frozenset({"spot"})}
+ACCOUNT_CONNECTORS: dict[tuple[str, str], str] = {
+    ("binance", "spot"): "perf_aggregator.exchanges.binance:BinanceSpot",
+}
+"""``(exchange id, account_type)`` → ``module:Class`` of the connector reading that account."""
+
+MARKET_DATA: dict[str, str] = {
+    "binance": "perf_aggregator.exchanges.binance:BinanceSpot",
+}
+"""Exchange id → connector class used without credentials for markets and candles (pricing)."""
+
+SUPPORTED_EXCHANGES = frozenset(exchange for exchange, _ in ACCOUNT_CONNECTORS)
+
+
+def supports(exchange: str, account_type: str) -> bool:
+    """Whether this build can read ``account_type`` accounts on ``exchange``."""
+    return (exchange, account_type) in ACCOUNT_CONNECTORS
+
+
+def _load(path: str) -> type:
+    module, _, name = path.partition(":")
+    return cast(type, getattr(importlib.import_module(module), name))
 
 
 def account_connector(credentials: ExchangeCredentials, origin_override: str | None) -> ExchangeConnector:
     """A connector reading the account behind ``credentials``."""
-    if credentials.exchange == "binance":
-        return BinanceSpot(credentials, origin_override)
-    raise ValueError(f"unsupported exchange {credentials.exchange!r}")
+    cls = _load(ACCOUNT_CONNECTORS[(credentials.exchange, credentials.account_type)])
+    return cast(ExchangeConnector, cls(credentials, origin_override))
 
 
 def market_data_connector(exchange_id: str, origin_override: str | None) -> ExchangeConnector:
     """A connector without credentials, for public market data (candles, markets)."""
-    if exchange_id == "binance":
-        return BinanceSpot(None, origin_override)
-    raise ValueError(f"unsupported exchange {exchange_id!r}")
+    return cast(ExchangeConnector, _load(MARKET_DATA[exchange_id])(None, origin_override))

@@ -35,6 +35,9 @@ class Trade:
     fee_cost: Decimal
     fee_currency: str
     timestamp: int
+    exchange_realized_pnl: Decimal | None = None
+    """The exchange's own realized pnl for this fill where it reports one (Binance USD-M
+    ``realizedPnl``, average-cost based): shown beside ours for comparison, never used."""
 
     @property
     def key(self) -> TradeKey:

@@ -14,10 +14,10 @@ from typing import Any
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
 from perf_aggregator.exchanges.registry import (
-    SUPPORTED_ACCOUNT_TYPES,
     SUPPORTED_EXCHANGES,
     account_connector,
     market_data_connector,
+    supports,
 )
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.polling.pricing import PriceService
@@ -114,7 +114,7 @@ class SessionRegistry:
         credentials = open_credentials(
             self.enclave.keys, envelope.enc, envelope.ciphertext, envelope.metadata, now
         )
-        if credentials.account_type not in SUPPORTED_ACCOUNT_TYPES[credentials.exchange]:
+        if not supports(credentials.exchange, credentials.account_type):
             raise UnsupportedAccountType(
                 f"account_type {credentials.account_type!r} is not supported for {credentials.exchange}"
             )
