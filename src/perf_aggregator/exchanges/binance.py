@@ -21,6 +21,7 @@ from ccxt.base import errors as ccxt_errors
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Candles, Market, TradePage
+from perf_aggregator.exchanges.budget import budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
     CredentialsRejected,
@@ -34,6 +35,10 @@ from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
+WEIGHT_LIMIT_PER_MINUTE = 6000
+WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "myTrades": 20, "klines": 2}
+"""Request weight of each endpoint (EXCHANGES.md); apiRestrictions counts on /sapi's own,
+larger budget at Binance but is charged here too, to stay on the safe side."""
 REJECTED_KEY_CODES = frozenset({-2014, -2015, -1022})
 TOO_MANY_REQUESTS = -1003
 PAGE_LIMIT = 1000
@@ -69,6 +74,18 @@ def binance_error_code(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def declared_weight_limit(exchange_info: dict[str, Any]) -> int | None:
+    """The ``REQUEST_WEIGHT`` per minute that ``exchangeInfo.rateLimits`` declares, if any."""
+    for limit in exchange_info.get("rateLimits", []):
+        if (
+            limit.get("rateLimitType") == "REQUEST_WEIGHT"
+            and limit.get("interval") == "MINUTE"
+            and limit.get("intervalNum") == 1
+        ):
+            return int(limit["limit"])
+    return None
+
+
 def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
     """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``."""
     return int(raw[0]), Decimal(raw[4])
@@ -92,6 +109,8 @@ class BinanceSpot:
     """Binance spot connector; without credentials it serves public market data only."""
 
     exchange_id = "binance"
+    window_ms = WINDOW_MS
+    """Longest ``startTime``..``endTime`` span of a trades request (24 hours on spot)."""
 
     def __init__(
         self,
@@ -99,7 +118,8 @@ class BinanceSpot:
         origin_override: str | None = None,
         clock_ms: Clock = now_ms,
     ) -> None:
-        config: dict[str, Any] = {"enableRateLimit": True}
+        # Pacing is the shared per-host budget's job, not ccxt's per-instance throttle.
+        config: dict[str, Any] = {"enableRateLimit": False}
         if credentials is not None:
             config["apiKey"] = credentials.api_key
             config["secret"] = credentials.api_secret
@@ -107,6 +127,7 @@ class BinanceSpot:
         if origin_override:
             override_ccxt_urls(self._ccxt, origin_override)
         self.data_source = origin_of(self._ccxt.urls["api"]["public"])
+        self._budget = budget_for(f"{self.data_source} spot", WEIGHT_LIMIT_PER_MINUTE)
         self._clock_ms = clock_ms
         self._markets: dict[str, Market] | None = None
         self._by_id: dict[str, Market] = {}
@@ -115,12 +136,18 @@ class BinanceSpot:
         """Close ccxt's HTTP session."""
         await self._ccxt.close()
 
-    async def _call(self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any]) -> Any:
-        """Run one ccxt raw-API call, translating its exceptions into ours."""
+    async def _call(
+        self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any], weight: int
+    ) -> Any:
+        """Run one ccxt raw-API call within the host's shared weight budget, translating errors."""
+        await self._budget.spend(weight)
         try:
             return await method(params)
         except ccxt_errors.BaseError as exc:
-            raise self._classify(exc) from None
+            error = self._classify(exc)
+            if isinstance(error, RateLimited):
+                self._budget.penalize(error.retry_after_s)  # every session of this host pauses
+            raise error from None
 
     def _classify(self, exc: ccxt_errors.BaseError) -> Exception:
         # Binance's own error code decides first: ccxt reports -2015 as DDoSProtection once a
@@ -150,15 +177,20 @@ class BinanceSpot:
 
     async def validate(self) -> None:
         """Read the account once, then refuse keys that can withdraw."""
-        await self._call(self._ccxt.privateGetAccount, {})
-        restrictions = await self._call(self._ccxt.sapiGetAccountApiRestrictions, {})
+        await self._call(self._ccxt.privateGetAccount, {}, WEIGHTS["account"])
+        restrictions = await self._call(
+            self._ccxt.sapiGetAccountApiRestrictions, {}, WEIGHTS["apiRestrictions"]
+        )
         if restrictions.get("enableWithdrawals"):
             raise KeyNotReadOnly("the key is allowed to withdraw funds")
 
     async def markets(self) -> dict[str, Market]:
         """Spot markets from ``exchangeInfo`` (all statuses: delisted markets keep history)."""
         if self._markets is None:
-            info = await self._call(self._ccxt.publicGetExchangeInfo, {})
+            info = await self._call(self._ccxt.publicGetExchangeInfo, {}, WEIGHTS["exchangeInfo"])
+            declared = declared_weight_limit(info)
+            if declared is not None:
+                self._budget.set_limit(declared)
             markets: dict[str, Market] = {}
             for raw in info["symbols"]:
                 base = self._ccxt.safe_currency_code(raw["baseAsset"])
@@ -172,7 +204,9 @@ class BinanceSpot:
     async def discover_symbols(self, hints: Sequence[str]) -> list[str]:
         """Markets whose base asset is held and whose quote is held or a USD stablecoin, plus hints."""
         markets = await self.markets()
-        account = await self._call(self._ccxt.privateGetAccount, {"omitZeroBalances": "true"})
+        account = await self._call(
+            self._ccxt.privateGetAccount, {"omitZeroBalances": "true"}, WEIGHTS["account"]
+        )
         held = {
             self._ccxt.safe_currency_code(b["asset"])
             for b in account.get("balances", [])
@@ -196,7 +230,9 @@ class BinanceSpot:
         elif state.scan_from_ms is not None:
             params["startTime"] = state.scan_from_ms
             params["endTime"] = state.scan_from_ms + WINDOW_MS - 1
-        raw: list[dict[str, Any]] = await self._call(self._ccxt.privateGetMyTrades, params)
+        raw: list[dict[str, Any]] = await self._call(
+            self._ccxt.privateGetMyTrades, params, WEIGHTS["myTrades"]
+        )
         trades = [parse_trade(r, market) for r in raw if int(r["time"]) >= since_ms]
         return TradePage(trades, *self._next(state, raw, since_ms))
 
@@ -210,7 +246,7 @@ class BinanceSpot:
         if state.scan_from_ms is not None:
             if raw:
                 return BinanceCursor(from_id=int(raw[0]["id"])), False
-            next_from = state.scan_from_ms + WINDOW_MS
+            next_from = state.scan_from_ms + self.window_ms
             if next_from > self._clock_ms():
                 # Trades seen in the latest page vanished from every window: resume at it.
                 return BinanceCursor(from_id=state.stop_id), state.stop_id is None
@@ -237,7 +273,7 @@ class BinanceSpot:
                 "endTime": end_ms,
                 "limit": PAGE_LIMIT,
             }
-            raw = await self._call(self._ccxt.publicGetKlines, params)
+            raw = await self._call(self._ccxt.publicGetKlines, params, WEIGHTS["klines"])
             closes.extend(parse_kline(k) for k in raw if int(k[0]) <= end_ms)
             if len(raw) < PAGE_LIMIT:
                 break
