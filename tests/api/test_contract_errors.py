@@ -145,8 +145,8 @@ def test_unreachable_exchange_is_503_with_retry_after(offline_enclave: str) -> N
     assert httpx.get(f"{offline_enclave}/health").json()["sessions"] == 0
 
 
-def test_futures_not_yet_supported_is_invalid_request(offline_enclave: str) -> None:
-    body = sealed_body(offline_enclave, account_type="futures")
+def test_unsupported_account_type_is_invalid_request(offline_enclave: str) -> None:
+    body = sealed_body(offline_enclave, exchange="kraken", account_type="futures")
     response = httpx.post(f"{offline_enclave}/enclave/submit_key", json=body)
     assert error_of(response) == (400, "invalid_request")
 

@@ -36,7 +36,10 @@ class TradePage:
 
 @dataclass(frozen=True, slots=True)
 class Candles:
-    """Closed 1-minute candles ``(open_time_ms, close)`` of ``[start_ms, covered_until_ms]``."""
+    """Closed 1-minute candles ``(open_time_ms, close)`` of ``[start_ms, covered_until_ms]``.
+
+    The span is what the answer evidences was fetched; it is empty (``covered_until_ms <
+    start_ms``) when nothing can be vouched for."""
 
     closes: list[tuple[int, Decimal]]
     start_ms: int

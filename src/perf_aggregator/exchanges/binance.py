@@ -36,7 +36,7 @@ from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
 WEIGHT_LIMIT_PER_MINUTE = 6000
-WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "myTrades": 20, "klines": 2}
+WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "myTrades": 20, "klines": 2, "time": 1}
 """Request weight of each endpoint (EXCHANGES.md); apiRestrictions counts on /sapi's own,
 larger budget at Binance but is charged here too, to stay on the safe side."""
 REJECTED_KEY_CODES = frozenset({-2014, -2015, -1022})
@@ -84,6 +84,19 @@ def declared_weight_limit(exchange_info: dict[str, Any]) -> int | None:
         ):
             return int(limit["limit"])
     return None
+
+
+def answers_trades_request(params: dict[str, Any], raw: list[dict[str, Any]]) -> bool:
+    """Whether ``raw`` can be the ``myTrades`` answer to ``params``: the market asked for, ids
+    ascending from ``fromId``, times inside the window asked for."""
+    ids = [int(r["id"]) for r in raw]
+    if any(r["symbol"] != params["symbol"] for r in raw) or ids != sorted(ids):
+        return False
+    if "fromId" in params and ids and ids[0] < params["fromId"]:
+        return False
+    if "startTime" in params:
+        return all(params["startTime"] <= int(r["time"]) <= params["endTime"] for r in raw)
+    return True
 
 
 def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
@@ -137,17 +150,49 @@ class BinanceSpot:
         await self._ccxt.close()
 
     async def _call(
-        self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any], weight: int
+        self,
+        method: Callable[[dict[str, Any]], Awaitable[Any]],
+        params: dict[str, Any],
+        weight: int,
+        expect: type = dict,
     ) -> Any:
-        """Run one ccxt raw-API call within the host's shared weight budget, translating errors."""
-        await self._budget.spend(weight)
+        """Run one ccxt raw-API call within the host's shared weight budget, translating errors.
+
+        An answer that is not the JSON ``expect``-ed (a truncated or garbled body) is a
+        transient failure, like a 5xx. A timestamp refused as outside the window (-1021: our
+        clock and Binance's disagree) re-syncs ccxt's clock offset and is retried once.
+        """
+        resynced = False
+        while True:
+            await self._budget.spend(weight)
+            try:
+                answer = await method(params)
+            except ccxt_errors.InvalidNonce:
+                if resynced:
+                    raise ExchangeUnavailable(
+                        "Binance refuses our timestamps even after a clock re-sync"
+                    ) from None
+                await self._budget.spend(WEIGHTS["time"])
+                await self._translated(self._ccxt.load_time_difference())  # the offset ccxt's nonce uses
+                resynced = True
+                continue
+            except ccxt_errors.BaseError as exc:
+                raise self._failure(exc) from None
+            if not isinstance(answer, expect):
+                raise ExchangeUnavailable("Binance answered with a malformed body")
+            return answer
+
+    async def _translated(self, call: Awaitable[Any]) -> Any:
         try:
-            return await method(params)
+            return await call
         except ccxt_errors.BaseError as exc:
-            error = self._classify(exc)
-            if isinstance(error, RateLimited):
-                self._budget.penalize(error.retry_after_s)  # every session of this host pauses
-            raise error from None
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: ccxt_errors.BaseError) -> Exception:
+        error = self._classify(exc)
+        if isinstance(error, RateLimited):
+            self._budget.penalize(error.retry_after_s)  # every session of this host pauses
+        return error
 
     def _classify(self, exc: ccxt_errors.BaseError) -> Exception:
         # Binance's own error code decides first: ccxt reports -2015 as DDoSProtection once a
@@ -231,9 +276,17 @@ class BinanceSpot:
             params["startTime"] = state.scan_from_ms
             params["endTime"] = state.scan_from_ms + WINDOW_MS - 1
         raw: list[dict[str, Any]] = await self._call(
-            self._ccxt.privateGetMyTrades, params, WEIGHTS["myTrades"]
+            self._ccxt.privateGetMyTrades, params, WEIGHTS["myTrades"], list
         )
-        trades = [parse_trade(r, market) for r in raw if int(r["time"]) >= since_ms]
+        try:
+            if not answers_trades_request(params, raw):
+                raise ValueError("page does not answer the request")
+            trades = [parse_trade(r, market) for r in raw if int(r["time"]) >= since_ms]
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            # A stale, overlapping or garbled page: retry later rather than move the cursor.
+            raise ExchangeUnavailable(
+                "Binance answered with a page that does not match the request"
+            ) from None
         return TradePage(trades, *self._next(state, raw, since_ms))
 
     def _next(
@@ -259,7 +312,13 @@ class BinanceSpot:
         return BinanceCursor(scan_from_ms=since_ms, stop_id=int(oldest["id"])), False
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
-        """Closed 1m klines with open time in ``[start_ms, end_ms]``, 1000 a call."""
+        """Closed 1m klines with open time in ``[start_ms, end_ms]``, 1000 a call.
+
+        Only the span the answers evidence counts as covered (first to last candle received;
+        nothing for an empty answer): a stale, partial or empty page must never mark minutes
+        as "no candle there" when they were simply not in it. A range that truly has no
+        candle is then asked again on later polls (2 weight each), and its trades stay unpriced.
+        """
         market = (await self.markets())[symbol]
         last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
         end_ms = min(end_ms, last_closed_open)
@@ -273,9 +332,20 @@ class BinanceSpot:
                 "endTime": end_ms,
                 "limit": PAGE_LIMIT,
             }
-            raw = await self._call(self._ccxt.publicGetKlines, params, WEIGHTS["klines"])
-            closes.extend(parse_kline(k) for k in raw if int(k[0]) <= end_ms)
+            raw = await self._call(self._ccxt.publicGetKlines, params, WEIGHTS["klines"], list)
+            page = [parse_kline(k) for k in raw]
+            opens = [open_ms for open_ms, _ in page]
+            contiguous = not closes or not opens or opens[0] == cursor
+            if (
+                opens != sorted(opens)
+                or not contiguous
+                or (opens and not cursor <= opens[0] <= opens[-1] <= end_ms)
+            ):
+                raise ExchangeUnavailable("Binance answered with candles that do not match the request")
+            closes.extend(page)
             if len(raw) < PAGE_LIMIT:
                 break
-            cursor = int(raw[-1][0]) + MINUTE_MS
-        return Candles(closes, start_ms, end_ms)
+            cursor = opens[-1] + MINUTE_MS
+        if not closes:
+            return Candles([], start_ms, start_ms - 1)  # an empty span: nothing covered
+        return Candles(closes, closes[0][0], closes[-1][0])

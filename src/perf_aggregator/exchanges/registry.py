@@ -15,11 +15,16 @@ from perf_aggregator.tee.credentials import ExchangeCredentials
 
 ACCOUNT_CONNECTORS: dict[tuple[str, str], str] = {
     ("binance", "spot"): "perf_aggregator.exchanges.binance:BinanceSpot",
+    ("coinbase", "spot"): "perf_aggregator.exchanges.coinbase:CoinbaseAdvanced",
+    ("binance", "futures"): "perf_aggregator.exchanges.binance_usdm:BinanceUsdm",
+    ("kraken", "spot"): "perf_aggregator.exchanges.kraken:KrakenSpot",
 }
 """``(exchange id, account_type)`` → ``module:Class`` of the connector reading that account."""
 
 MARKET_DATA: dict[str, str] = {
     "binance": "perf_aggregator.exchanges.binance:BinanceSpot",
+    "coinbase": "perf_aggregator.exchanges.coinbase:CoinbaseAdvanced",
+    "kraken": "perf_aggregator.exchanges.kraken:KrakenSpot",
 }
 """Exchange id → connector class used without credentials for markets and candles (pricing)."""
 

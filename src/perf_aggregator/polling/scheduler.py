@@ -99,6 +99,12 @@ class SessionPoller:
             POLLS.labels(exchange, "error").inc()
             EXCHANGE_ERRORS.labels(exchange, type(exc).__name__).inc()
             return self._after_failure(exc)
+        except Exception as exc:  # a bug must not end this session's polling for good
+            POLLS.labels(exchange, "error").inc()
+            log.error("poll failed unexpectedly: %s", type(exc).__name__)  # no message: it may hold data
+            state.last_error = "internal error while polling"
+            self._failures += 1
+            return self._bounds.max_s
         POLLS.labels(exchange, "ok").inc()
         self._failures = 0
         state.last_error = None

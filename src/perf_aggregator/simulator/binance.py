@@ -443,9 +443,13 @@ class AccountRequest(BaseModel):
 
 def create_binance_app(sim: SimulatedBinance) -> FastAPI:
     """The ASGI app serving ``sim`` over Binance's REST paths, plus the ``/_simulator/`` admin routes."""
+    # USD-M futures live in their own module, which builds on this one (hence the late import).
+    from perf_aggregator.simulator import binance_usdm
+
     app = FastAPI(title="Simulated Binance", docs_url=None, redoc_url=None, openapi_url=None)
-    for path, endpoint in _ENDPOINTS.items():
+    for path, endpoint in {**_ENDPOINTS, **binance_usdm.futures_endpoints()}.items():
         app.add_api_route(path, _route(sim, endpoint), methods=["GET"])
+    binance_usdm.install_futures_admin(app, sim)
 
     @app.post("/_simulator/accounts")
     async def create_account(body: AccountRequest) -> dict[str, Any]:

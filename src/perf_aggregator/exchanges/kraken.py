@@ -1,0 +1,426 @@
+"""Kraken spot: exact parsing of raw payloads, and the connector (transport and signing by ccxt).
+
+**One pseudo-symbol.** ``TradesHistory`` lists the trades of every pair at once,
+so :meth:`KrakenSpot.discover_symbols` returns the single pseudo-symbol
+:data:`ALL_PAIRS` (``"*"``); :meth:`KrakenSpot.fetch_trades` reads it and each trade
+carries its own unified symbol (``BTC/USD``).
+
+**Paging.** Kraken answers 50 trades per call, newest first, with the ``count`` of
+all trades matching ``start`` (exclusive) and ``end`` (inclusive). ``ofs`` pages
+shift whenever a new trade arrives, so they are not used. A *walk* reads one range
+downwards: its lower bound ``start`` stays fixed (``since`` minus one second at
+first, later the txid of the newest trade already read), its upper bound ``end``
+moves to the txid of the oldest trade of each page (that trade comes back once and
+is dropped) until a page holds the whole remaining ``count``. The next walk starts
+above the newest trade of the finished one. New trades land above the walk's
+bounds and never disturb it; the ledger's dedup absorbs any repeat, so the
+history is complete and nothing is doubled.
+
+**Rate limits.** Private calls are paced on a local model of Kraken's per-key call
+counter (Starter tier, the most restrictive: at most 15, decaying by 0.33 per
+second; ``TradesHistory`` costs 2, other calls 1), public calls at about one per
+second. ``EAPI:Rate limit exceeded`` becomes :class:`RateLimited`.
+
+**Candles.** ``OHLC`` returns only the 720 most recent 1-minute candles: a trade
+older than 12 hours whose quote (or fee) currency is not USD cannot be priced and
+stays *unpriced*, as METRICS.md prescribes. Only closed candles are used.
+
+**Key permissions.** Kraken has no endpoint listing a key's permissions:
+:meth:`KrakenSpot.validate` cannot tell whether the key may withdraw funds
+(:attr:`KrakenSpot.withdrawal_permission_detectable` is ``False``); the service
+should tell the user so rather than refuse the key.
+
+**Nonces** are microseconds, strictly increasing across every connector of the
+process (one key may back several sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from perf_aggregator.clock import Clock, now_ms
+from perf_aggregator.exchanges.base import Candles, Market, TradePage
+from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
+from perf_aggregator.exchanges.errors import (
+    CredentialsRejected,
+    ExchangeRequestError,
+    ExchangeUnavailable,
+    RateLimited,
+)
+from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.tee.credentials import ExchangeCredentials
+
+PUBLIC_ORIGIN = "https://api.kraken.com"
+ALL_PAIRS = "*"
+"""The pseudo-symbol under which every pair's trades are read."""
+PAGE_SIZE = 50
+MINUTE_MS = 60_000
+COUNTER_MAX = 15.0
+COUNTER_DECAY_PER_S = 0.33
+COUNTER_MARGIN = 1.0
+PUBLIC_INTERVAL_S = 1.0
+CALL_COSTS = {"TradesHistory": 2.0, "Ledgers": 2.0}
+
+ASSET_CODES: Mapping[str, str] = {
+    # Kraken's X/Z-prefixed legacy asset codes and renamed altnames, as ccxt unifies them.
+    "XXBT": "BTC",
+    "XBT": "BTC",
+    "XXDG": "DOGE",
+    "XDG": "DOGE",
+    "XETH": "ETH",
+    "XETC": "ETC",
+    "XLTC": "LTC",
+    "XMLN": "MLN",
+    "XREP": "REP",
+    "XXLM": "XLM",
+    "XXMR": "XMR",
+    "XXRP": "XRP",
+    "XZEC": "ZEC",
+    "ZAUD": "AUD",
+    "ZCAD": "CAD",
+    "ZEUR": "EUR",
+    "ZGBP": "GBP",
+    "ZJPY": "JPY",
+    "ZUSD": "USD",
+    "ZCHF": "CHF",
+    "LUNA": "LUNC",
+    "LUNA2": "LUNA",
+    "REPV2": "REP",
+    "REP": "REPV1",
+    "UST": "USTC",
+    "FEE": "KFEE",
+}
+"""Kraken asset code or altname → ccxt's unified currency code (others are unchanged)."""
+
+REJECTED_KEY_ERRORS = frozenset(
+    {"EAPI:Invalid key", "EAPI:Invalid signature", "EGeneral:Permission denied", "EAPI:Bad request"}
+)
+RATE_LIMIT_ERRORS = frozenset(
+    {"EAPI:Rate limit exceeded", "EGeneral:Temporary lockout", "EGeneral:Too many requests"}
+)
+TRANSIENT_ERRORS = frozenset(
+    {
+        "EAPI:Invalid nonce",
+        "EService:Unavailable",
+        "EService:Busy",
+        "EGeneral:Internal error",
+        "EDatabase:Internal error",
+    }
+)
+_KRAKEN_ERROR = re.compile(r'"([EW][A-Za-z]{2,12}:[^"\\]{1,80})"')
+
+
+def asset_code(kraken_code: str) -> str:
+    """ccxt's unified code of a Kraken asset code or altname: ``XXBT`` → ``BTC``, ``SOL`` → ``SOL``."""
+    return ASSET_CODES.get(kraken_code, kraken_code)
+
+
+def parse_market(pair_id: str, raw: Mapping[str, Any]) -> Market:
+    """An ``AssetPairs`` entry as a market named like ccxt (``XXBTZUSD`` → ``BTC/USD``).
+
+    ``base`` and ``quote`` are Kraken asset codes (``XXBT``); where one is not a
+    known code, the ``wsname`` (``XBT/USD``, altnames) names it.
+    """
+    base_id, quote_id = str(raw["base"]), str(raw["quote"])
+    ws_parts = str(raw.get("wsname") or "").split("/")
+    base = asset_code(base_id)
+    quote = asset_code(quote_id)
+    if len(ws_parts) == 2:
+        if base == base_id and base_id not in ws_parts[0]:
+            base = asset_code(ws_parts[0])
+        if quote == quote_id and quote_id not in ws_parts[1]:
+            quote = asset_code(ws_parts[1])
+    return Market(f"{base}/{quote}", pair_id, base, quote, "spot")
+
+
+def time_ms(value: float | str | Decimal) -> int:
+    """Kraken's float seconds (``1688667796.8802``) as epoch milliseconds, exactly (floored).
+
+    A float is read through its shortest repr, which is the text Kraken sent.
+    """
+    seconds = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return int((seconds * 1000).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
+    """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals)."""
+    amount = Decimal(raw["vol"])
+    price = Decimal(raw["price"])
+    side = raw["type"]
+    if side not in ("buy", "sell"):
+        raise ExchangeRequestError("Kraken reported a trade with an unknown side")
+    return Trade(
+        id=txid,
+        order_id=str(raw["ordertxid"]),
+        symbol=market.symbol,
+        base=market.base,
+        quote=market.quote,
+        market_type="spot",
+        side=side,
+        amount=amount,
+        price=price,
+        cost=amount * price,
+        fee_cost=Decimal(raw["fee"]),
+        fee_currency=market.quote,
+        timestamp=time_ms(raw["time"]),
+    )
+
+
+def parse_ohlc(raw: Sequence[Any]) -> tuple[int, Decimal]:
+    """An ``OHLC`` element ``[time, open, high, low, close, vwap, volume, count]`` as ``(open_ms, close)``."""
+    return int(raw[0]) * 1000, Decimal(raw[4])
+
+
+def kraken_errors(text: str) -> list[str]:
+    """Kraken error strings (``EAPI:Invalid key``) quoted in ``text`` (ccxt quotes the body)."""
+    return _KRAKEN_ERROR.findall(text)
+
+
+@dataclass(frozen=True, slots=True)
+class KrakenCursor:
+    """Where the history continues (see the module docstring).
+
+    ``start``: lower bound of the walk (exclusive), a txid; ``None`` reads from
+    ``since``. ``end``: the walk's current upper bound (inclusive), the txid of
+    the oldest trade read so far; ``None`` starts a walk at the newest trade.
+    ``top``: the newest trade of the current walk, the next walk's ``start``.
+    """
+
+    start: str | None = None
+    end: str | None = None
+    top: str | None = None
+
+
+class _Nonces:
+    """Strictly increasing microsecond nonces shared by every connector of the process."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1000)
+            return self._last
+
+
+NONCES = _Nonces()
+
+
+class _Kraken(ccxt_async.kraken):  # type: ignore[misc]
+    """ccxt's Kraken with the process-wide nonce."""
+
+    def incrementing_nonce(self) -> int:
+        return NONCES.next()
+
+
+class _CallCounter:
+    """A local model of Kraken's per-key call counter, used to pace private calls."""
+
+    def __init__(self, maximum: float, decay_per_s: float) -> None:
+        self.maximum = maximum
+        self.decay_per_s = decay_per_s
+        self.value = 0.0
+        self.at = time.monotonic()
+
+    def _decay(self) -> None:
+        now = time.monotonic()
+        self.value = max(0.0, self.value - (now - self.at) * self.decay_per_s)
+        self.at = now
+
+    def wait_s(self, cost: float) -> float:
+        """Seconds to wait before a call of ``cost`` keeps the counter under its maximum."""
+        self._decay()
+        return max(0.0, (self.value + cost - self.maximum) / self.decay_per_s)
+
+    def add(self, cost: float) -> None:
+        self._decay()
+        self.value += cost
+
+    def saturate(self) -> None:
+        """The exchange said the counter is full."""
+        self._decay()
+        self.value = self.maximum
+
+
+class KrakenSpot:
+    """Kraken spot connector; without credentials it serves public market data only."""
+
+    exchange_id = "kraken"
+    withdrawal_permission_detectable = False
+    """Kraken exposes no key permissions: a key allowed to withdraw cannot be detected."""
+
+    def __init__(
+        self,
+        credentials: ExchangeCredentials | None,
+        origin_override: str | None = None,
+        clock_ms: Clock = now_ms,
+        counter_max: float = COUNTER_MAX,
+        counter_decay_per_s: float = COUNTER_DECAY_PER_S,
+        public_interval_s: float = PUBLIC_INTERVAL_S,
+    ) -> None:
+        config: dict[str, Any] = {"enableRateLimit": False}  # paced here, see _CallCounter
+        if credentials is not None:
+            config["apiKey"] = credentials.api_key
+            config["secret"] = credentials.api_secret
+        self._ccxt = _Kraken(config)
+        if origin_override:
+            override_ccxt_urls(self._ccxt, origin_override)
+        self.data_source = origin_of(self._ccxt.urls["api"]["public"])
+        self._clock_ms = clock_ms
+        self._counter = _CallCounter(counter_max - COUNTER_MARGIN, counter_decay_per_s)
+        self._public_interval_s = public_interval_s
+        self._next_public = 0.0
+        self._pace = asyncio.Lock()
+        self._markets: dict[str, Market] | None = None
+        self._by_name: dict[str, Market] = {}
+
+    async def close(self) -> None:
+        """Close ccxt's HTTP session."""
+        await self._ccxt.close()
+
+    async def _private(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        cost = CALL_COSTS.get(method, 1.0)
+        async with self._pace:
+            await asyncio.sleep(self._counter.wait_s(cost))
+            self._counter.add(cost)
+        return await self._call(getattr(self._ccxt, f"privatePost{method}"), params)
+
+    async def _public(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        async with self._pace:
+            wait = self._next_public - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._next_public = time.monotonic() + self._public_interval_s
+        return await self._call(getattr(self._ccxt, f"publicGet{method}"), params)
+
+    async def _call(
+        self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run one ccxt raw-API call; return its ``result``, translating failures into our errors."""
+        try:
+            answer = await method(params)
+        except ccxt_errors.BaseError as exc:
+            raise self._classify(exc) from None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, dict):
+            raise ExchangeUnavailable("Kraken sent a malformed answer")
+        return result
+
+    def _classify(self, exc: ccxt_errors.BaseError) -> Exception:
+        errors = set(kraken_errors(str(exc)))
+        if errors & REJECTED_KEY_ERRORS or isinstance(
+            exc, ccxt_errors.AuthenticationError | ccxt_errors.PermissionDenied
+        ):
+            return CredentialsRejected("Kraken refused the API key")
+        if errors & RATE_LIMIT_ERRORS or isinstance(
+            exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded
+        ):
+            self._counter.saturate()
+            lockout = "EGeneral:Temporary lockout" in errors
+            return RateLimited(
+                "Kraken asked to slow down", 900.0 if lockout else 2 / self._counter.decay_per_s
+            )
+        # Kraken's own answers always name an error; a failure naming none is the transport's
+        # (a dropped connection, a cut body): ccxt reports those as a bare ExchangeError.
+        if (
+            not errors
+            or errors & TRANSIENT_ERRORS
+            or isinstance(exc, ccxt_errors.NetworkError | ccxt_errors.InvalidNonce)
+        ):
+            return ExchangeUnavailable("Kraken could not be reached or failed transiently")
+        return ExchangeRequestError(f"Kraken rejected a request ({sorted(errors)[0]})")
+
+    async def validate(self) -> None:
+        """One authenticated read (``Balance``). Withdrawal permission cannot be checked on Kraken."""
+        await self._private("Balance", {})
+
+    async def markets(self) -> dict[str, Market]:
+        """Spot pairs from ``AssetPairs`` by unified symbol (cached after the first call)."""
+        if self._markets is None:
+            raw = await self._public("AssetPairs", {})
+            markets: dict[str, Market] = {}
+            by_name: dict[str, Market] = {}
+            for pair_id, entry in raw.items():
+                if not isinstance(entry, dict) or ".d" in pair_id:
+                    continue  # ".d" pairs are Kraken's dark pools, with their own history
+                market = parse_market(pair_id, entry)
+                markets.setdefault(market.symbol, market)
+                by_name[pair_id] = market
+                if entry.get("altname"):
+                    by_name[str(entry["altname"])] = market
+            self._markets = markets
+            self._by_name = by_name
+        return self._markets
+
+    async def discover_symbols(self, hints: Sequence[str]) -> list[str]:
+        """The pseudo-symbol :data:`ALL_PAIRS`: one ``TradesHistory`` walk covers every pair."""
+        return [ALL_PAIRS]
+
+    async def _market_of(self, pair: str) -> Market:
+        await self.markets()
+        market = self._by_name.get(pair)
+        if market is None:
+            self._markets = None  # a pair listed since the last read
+            await self.markets()
+            market = self._by_name.get(pair)
+        if market is None:
+            raise ExchangeRequestError("Kraken reported a trade in a pair it does not list")
+        return market
+
+    async def fetch_trades(self, symbol: str, cursor: object | None, since_ms: int) -> TradePage:
+        """One ``TradesHistory`` call of the walk described in the module docstring."""
+        if symbol != ALL_PAIRS:
+            raise ExchangeRequestError("Kraken's trades are read for all pairs at once")
+        state = cursor if isinstance(cursor, KrakenCursor) else KrakenCursor()
+        params: dict[str, Any] = {"type": "all"}
+        params["start"] = state.start if state.start is not None else str(since_ms // 1000 - 1)
+        if state.end is not None:
+            params["end"] = state.end
+        result = await self._private("TradesHistory", params)
+        entries = result.get("trades") or {}
+        if not isinstance(entries, dict):
+            raise ExchangeUnavailable("Kraken sent a malformed answer")
+        count = int(result.get("count", 0))
+        ordered = sorted(entries.items(), key=lambda item: time_ms(item[1]["time"]), reverse=True)
+        trades = []
+        for txid, raw in ordered:
+            if txid == state.end:
+                continue
+            trade = parse_trade(txid, raw, await self._market_of(str(raw["pair"])))
+            if trade.timestamp >= since_ms:
+                trades.append(trade)
+        top = state.top or (ordered[0][0] if ordered else None)
+        oldest = ordered[-1][0] if ordered else None
+        if count <= len(entries) or oldest is None or oldest == state.end:
+            # The walk is complete: the next one reads above its newest trade.
+            return TradePage(trades, KrakenCursor(start=top or state.start), True)
+        return TradePage(trades, KrakenCursor(start=state.start, end=oldest, top=top), False)
+
+    async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
+        """Closed 1m candles with open time in ``[start_ms, end_ms]`` (Kraken keeps the last 720)."""
+        market = (await self.markets())[symbol]
+        last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
+        end_ms = min(end_ms, last_closed_open)
+        closes: list[tuple[int, Decimal]] = []
+        if start_ms <= end_ms:
+            since_s = start_ms // 1000 - 60  # ``since`` is exclusive
+            result = await self._public("OHLC", {"pair": market.id, "interval": 1, "since": since_s})
+            rows = result.get(market.id) or next(
+                (v for k, v in result.items() if k != "last" and isinstance(v, list)), []
+            )
+            for row in rows:
+                open_ms, close = parse_ohlc(row)
+                if start_ms <= open_ms <= end_ms:
+                    closes.append((open_ms, close))
+        return Candles(closes, start_ms, end_ms)
