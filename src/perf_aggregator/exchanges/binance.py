@@ -41,6 +41,8 @@ WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "myTrades": 
 larger budget at Binance but is charged here too, to stay on the safe side."""
 REJECTED_KEY_CODES = frozenset({-2014, -2015, -1022})
 TOO_MANY_REQUESTS = -1003
+SERVER_SIDE_CODES = frozenset({-1000, -1001, -1006, -1007, -1008})
+"""Unknown error, internal error/disconnected, unexpected response, timeout, server busy."""
 PAGE_LIMIT = 1000
 WINDOW_MS = 24 * 3600 * 1000
 MINUTE_MS = 60_000
@@ -206,9 +208,13 @@ class BinanceSpot:
             return RateLimited("Binance asked to slow down", self._retry_after())
         if isinstance(exc, ccxt_errors.AuthenticationError | ccxt_errors.PermissionDenied):
             return CredentialsRejected("Binance refused the API key")
-        if isinstance(exc, ccxt_errors.NetworkError | ccxt_errors.InvalidNonce):
+        transport = isinstance(
+            exc, ccxt_errors.NetworkError | ccxt_errors.InvalidNonce | ccxt_errors.BadResponse
+        )
+        # No Binance code at all: the transfer failed (cut-off body, reset), not our request.
+        if transport or code is None or code in SERVER_SIDE_CODES:
             return ExchangeUnavailable("Binance could not be reached or failed transiently")
-        return ExchangeRequestError(f"Binance rejected a request (code {code})")
+        return ExchangeRequestError(f"Binance rejected a request ({type(exc).__name__}, code {code})")
 
     def _retry_after(self) -> float:
         headers = self._ccxt.last_response_headers or {}

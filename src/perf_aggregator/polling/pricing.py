@@ -16,12 +16,18 @@ class PriceService:
         self._connector = connector
         self._book: PriceBook | None = None
         self._lock = asyncio.Lock()
+        self._creating = asyncio.Lock()
 
     async def book(self) -> PriceBook:
-        """The price book, created from the exchange's market list on first use."""
-        if self._book is None:
-            markets = await self._connector.markets()
-            self._book = PriceBook(set(markets))
+        """The price book, created once from the exchange's market list on first use.
+
+        Concurrent first callers must get the same book: a ledger holding a book that
+        never receives candles would leave its trades unpriced for good.
+        """
+        async with self._creating:
+            if self._book is None:
+                markets = await self._connector.markets()
+                self._book = PriceBook(set(markets))
         return self._book
 
     async def ensure(self, needs: Iterable[tuple[str, int]]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_simulator/"
+_CALLER_HEADERS = frozenset({b"x-mbx-apikey", b"api-key", b"authorization"})
 
 
 @dataclass
@@ -115,12 +116,14 @@ class FaultInjector:
 
     @staticmethod
     def _request_key(scope: Scope) -> str:
-        # Path and market only: a stale answer is then an older, overlapping page of the same
-        # market (what a lagging cache or replica serves), the case that can fool a cursor.
+        # Caller, path and market only: a stale answer is then an older, overlapping page of the
+        # same account and market (what a lagging cache or replica serves), the case that can
+        # fool a cursor. Never another account's answer.
         query = scope.get("query_string", b"").decode("latin-1")
         market = sorted(p for p in query.split("&") if p.startswith(("symbol=", "pair=", "product_id")))
+        caller = b"".join(v for k, v in scope.get("headers", []) if k in _CALLER_HEADERS)
         path: str = scope["path"]
-        return path + "?" + "&".join(market)
+        return caller.decode("latin-1") + " " + path + "?" + "&".join(market)
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
