@@ -44,6 +44,7 @@ from perf_aggregator.exchanges.binance import (
     BinanceCursor,
     BinanceSpot,
     answers_trades_request,
+    declared_weight_limit,
     parse_kline,
 )
 from perf_aggregator.exchanges.budget import budget_for
@@ -131,6 +132,9 @@ class BinanceUsdm(BinanceSpot):
         """USD-margined perpetuals from ``/fapi/v1/exchangeInfo`` (``BTC/USDT:USDT``), all statuses."""
         if self._markets is None:
             info = await self._call(self._ccxt.fapiPublicGetExchangeInfo, {}, WEIGHTS["exchangeInfo"])
+            declared = declared_weight_limit(info)
+            if declared is not None:
+                self._budget.set_limit(declared)
             markets: dict[str, Market] = {}
             for raw in info["symbols"]:
                 if raw.get("contractType") != "PERPETUAL" or raw.get("marginAsset") != raw["quoteAsset"]:
