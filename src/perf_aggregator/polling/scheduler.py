@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import ExchangeConnector
@@ -23,8 +24,11 @@ from perf_aggregator.polling.pricing import PriceService
 from perf_aggregator.telemetry import EXCHANGE_ERRORS, POLLS
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 BACKOFF_BASE_S = 2.0
+REQUEST_ATTEMPTS = 4
+RETRY_BASE_S = 0.25
 JITTER = 0.1
 
 
@@ -52,6 +56,19 @@ def next_interval(current: float, new_trades: int, bounds: PollingBounds) -> flo
     """Halve the interval after new trades, double it after an empty poll, within bounds."""
     proposed = current / 2 if new_trades else current * 2
     return min(bounds.max_s, max(bounds.min_s, proposed))
+
+
+async def _retrying(call: Callable[[], Awaitable[_T]]) -> _T:
+    """``call()``, retried a few times on transient failures, so that one lost request does not
+    abandon a whole pass over every symbol (cursors make each retry resume where it stopped)."""
+    for attempt in range(REQUEST_ATTEMPTS - 1):
+        try:
+            return await call()
+        except RateLimited:
+            raise  # the whole host pauses; the pass waits out Retry-After
+        except ExchangeUnavailable:
+            await asyncio.sleep(RETRY_BASE_S * 2**attempt * (1 + random.uniform(0, JITTER)))  # noqa: S311
+    return await call()
 
 
 class SessionPoller:
@@ -141,15 +158,17 @@ class SessionPoller:
         self._symbols.update(await self._connector.discover_symbols(self._hints))
         for symbol in sorted(self._symbols):
             while True:
-                page = await self._connector.fetch_trades(symbol, self._cursors.get(symbol), self._since_ms)
+                page = await _retrying(
+                    lambda s=symbol: self._connector.fetch_trades(s, self._cursors.get(s), self._since_ms)  # type: ignore[misc]
+                )
                 if page.trades:
-                    await self._prices.ensure(valuation_needs(page.trades))
+                    await _retrying(lambda p=page: self._prices.ensure(valuation_needs(p.trades)))  # type: ignore[misc]
                     new += self._ledger.add(page.trades)
                 self._cursors[symbol] = page.cursor
                 if page.done:
                     break
         pending = self._ledger.unpriced_needs()
         if pending:
-            await self._prices.ensure(pending)
+            await _retrying(lambda: self._prices.ensure(pending))
             self._ledger.revalue()
         return new
