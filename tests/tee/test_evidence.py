@@ -28,7 +28,7 @@ GENUINE_SGX_MRSIGNER = "815f42f11cf64430c30bab7816ba596a1da0130c3b028b673133a66c
 def genuine(name: str) -> bytes:
     path = FIXTURES / name
     if not path.exists():
-        pytest.skip(f"genuine Intel sample {path} not available")
+        pytest.fail(f"genuine Intel sample {path} is missing: ../shared/fixtures must sit beside the project")
     return path.read_bytes()
 
 
