@@ -16,8 +16,10 @@ from perf_aggregator.api.routes import router
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
 from perf_aggregator.sessions.registry import SessionRegistry
+from perf_aggregator.sessions.store import SessionStore
 from perf_aggregator.tee.attestation import select_provider
 from perf_aggregator.tee.enclave import Enclave
+from perf_aggregator.tee.sealing import Sealer
 
 
 def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) -> FastAPI:
@@ -30,15 +32,17 @@ def create_app(settings: Settings | None = None, clock_ms: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         enclave = Enclave(select_provider(settings.tee, settings.data_dir))
-        registry = SessionRegistry(enclave, settings, clock_ms or now_ms)
-        registry.start()
-        app.state.registry = registry
-        app.state.started = time.monotonic()
-        app.state.registration_limiter = SlidingWindowLimiter(settings.registrations_per_minute)
+        store = SessionStore.open(settings.data_dir, Sealer.for_provider(enclave.provider))
+        registry = SessionRegistry(enclave, settings, store, clock_ms or now_ms)
         try:
+            await registry.start()
+            app.state.registry = registry
+            app.state.started = time.monotonic()
+            app.state.registration_limiter = SlidingWindowLimiter(settings.registrations_per_minute)
             yield
         finally:
             await registry.close()
+            store.close()
 
     app = FastAPI(
         title="Perf-Aggregator enclave",

@@ -1,13 +1,17 @@
-"""Per-session polling: backfill from ``since``, then adaptive polling with backoff."""
+"""Per-session polling: backfill from ``since``, then adaptive polling with backoff.
+
+Each stored page is reported to a :class:`ProgressSink` together with the cursors it
+leads to, so that a restarted poller resumes where the last one stopped.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import ExchangeConnector
@@ -20,6 +24,7 @@ from perf_aggregator.exchanges.errors import (
 )
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.ledger.prices import valuation_needs
+from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.polling.pricing import PriceService
 from perf_aggregator.telemetry import EXCHANGE_ERRORS, POLLS
 
@@ -50,6 +55,25 @@ class PollingBounds:
 
     min_s: float
     max_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class PollProgress:
+    """Where a poller stands: what a restart needs to resume without re-reading history."""
+
+    cursors: Mapping[str, object] = field(default_factory=dict)
+    """The connector's cursor per symbol (opaque here)."""
+    symbols: frozenset[str] = frozenset()
+    """Every symbol discovered so far (a symbol once traded stays polled)."""
+    backfill_complete: bool = False
+
+
+class ProgressSink(Protocol):
+    """Where a poller reports the trades it stored and the progress they lead to."""
+
+    def save(self, trades: Sequence[Trade], progress: PollProgress) -> None:
+        """Persist ``trades`` (possibly none) and ``progress`` atomically: both or neither."""
+        ...
 
 
 def next_interval(current: float, new_trades: int, bounds: PollingBounds) -> float:
@@ -83,6 +107,8 @@ class SessionPoller:
         hints: Sequence[str],
         bounds: PollingBounds,
         state: SyncState,
+        sink: ProgressSink,
+        restored: PollProgress | None = None,
         clock_ms: Clock = now_ms,
     ) -> None:
         self._connector = connector
@@ -93,8 +119,12 @@ class SessionPoller:
         self._bounds = bounds
         self.state = state
         self._clock_ms = clock_ms
-        self._cursors: dict[str, object] = {}
-        self._symbols: set[str] = set()
+        self._sink = sink
+        restored = restored or PollProgress()
+        self._cursors: dict[str, object] = dict(restored.cursors)
+        self._symbols: set[str] = set(restored.symbols)
+        self._saved = restored
+        self._unsaved: list[Trade] = []
         self._failures = 0
         state.poll_interval_s = bounds.min_s
 
@@ -132,6 +162,7 @@ class SessionPoller:
         else:
             state.backfill_complete = True
             state.poll_interval_s = self._bounds.min_s
+        self._save()
         return state.poll_interval_s
 
     def _after_failure(self, exc: ExchangeError) -> float:
@@ -163,8 +194,12 @@ class SessionPoller:
                 )
                 if page.trades:
                     await _retrying(lambda p=page: self._prices.ensure(valuation_needs(p.trades)))  # type: ignore[misc]
-                    new += self._ledger.add(page.trades)
+                    added = self._ledger.add(page.trades)
+                    if added:
+                        self._unsaved.extend(page.trades)  # the few repeats dedup on restore
+                    new += added
                 self._cursors[symbol] = page.cursor
+                self._save()
                 if page.done:
                     break
         pending = self._ledger.unpriced_needs()
@@ -172,3 +207,26 @@ class SessionPoller:
             await _retrying(lambda: self._prices.ensure(pending))
             self._ledger.revalue()
         return new
+
+    def progress(self) -> PollProgress:
+        """The current cursors, symbols and backfill state."""
+        return PollProgress(dict(self._cursors), frozenset(self._symbols), self.state.backfill_complete)
+
+    def _save(self) -> None:
+        """Report the unsaved trades and the progress to the sink, when either changed.
+
+        Polls that find nothing new leave the cursors as they were and write nothing. If
+        the sink fails, polling goes on from memory and the trades wait for the next save,
+        which writes them with the cursors of that moment: stored cursors never pass the
+        stored trades.
+        """
+        progress = self.progress()
+        if not self._unsaved and progress == self._saved:
+            return
+        try:
+            self._sink.save(self._unsaved, progress)
+        except Exception as exc:  # the session goes on in memory; the next save retries
+            log.error("saving poll progress failed: %s", type(exc).__name__)  # no message: may hold data
+            return
+        self._unsaved = []
+        self._saved = progress

@@ -1,4 +1,5 @@
-"""The session registry: registration, authentication, renewal, revocation and expiry."""
+"""The session registry: registration, authentication, renewal, revocation, expiry, and
+resumption of the sessions kept in the sealed store after a restart."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.config import Settings
+from perf_aggregator.exchanges.base import ExchangeConnector
+from perf_aggregator.exchanges.errors import ExchangeError
 from perf_aggregator.exchanges.registry import (
     SUPPORTED_EXCHANGES,
     account_connector,
@@ -21,7 +24,7 @@ from perf_aggregator.exchanges.registry import (
 )
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.polling.pricing import PriceService
-from perf_aggregator.polling.scheduler import PollingBounds, SessionPoller, SyncState
+from perf_aggregator.polling.scheduler import PollingBounds, PollProgress, SessionPoller, SyncState
 from perf_aggregator.sessions.errors import (
     EnvelopeReplayed,
     Unauthorized,
@@ -29,7 +32,8 @@ from perf_aggregator.sessions.errors import (
     UnsupportedExchange,
 )
 from perf_aggregator.sessions.session import Session, token_digest
-from perf_aggregator.tee.credentials import open_credentials
+from perf_aggregator.sessions.store import SessionRecord, SessionStore, StoredSession
+from perf_aggregator.tee.credentials import ExchangeCredentials, open_credentials
 from perf_aggregator.tee.enclave import Enclave
 from perf_aggregator.telemetry import SESSIONS
 
@@ -51,18 +55,26 @@ class Envelope:
 
 
 class SessionRegistry:
-    """Every live session of this enclave, in memory only."""
+    """Every live session of this enclave, in memory and in the sealed store.
+
+    Seen envelope ids are kept in memory only: the HPKE key is generated at each start and
+    never stored, so an envelope from before a restart no longer opens at all (it answers
+    ``invalid_envelope``), and a replay guard across restarts would protect nothing.
+    """
 
     def __init__(
         self,
         enclave: Enclave,
         settings: Settings,
+        store: SessionStore,
         clock_ms: Clock = now_ms,
     ) -> None:
         self.enclave = enclave
         self._settings = settings
+        self._store = store
         self.clock_ms = clock_ms
         self._sessions: dict[str, Session] = {}
+        self._unrestored: list[StoredSession] = []
         self._envelopes_seen: set[bytes] = set()
         self._prices: dict[str, PriceService] = {}
         self._purger: asyncio.Task[None] | None = None
@@ -70,16 +82,18 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def start(self) -> None:
-        """Start the background purge of expired sessions."""
+    async def start(self) -> None:
+        """Resume the sessions of the sealed store, then start the background purge."""
+        self._unrestored = list(self._store.load(self.clock_ms()))
+        await self._restore_pending()
         self._purger = asyncio.create_task(self._purge_loop())
 
     async def close(self) -> None:
-        """Stop every poller and release every connection (shutdown)."""
+        """Stop every poller and release every connection (shutdown); the store keeps the sessions."""
         if self._purger is not None:
             self._purger.cancel()
-        for session_id in list(self._sessions):
-            await self.revoke(session_id)
+        for session in list(self._sessions.values()):
+            await self._stop(session)
         for service in self._prices.values():
             await service.close()
 
@@ -90,7 +104,7 @@ class SessionRegistry:
         return self._prices[exchange]
 
     async def register(self, envelope: Envelope) -> tuple[Session, str]:
-        """Open, validate with the exchange, and start a session; returns it with its token.
+        """Open, validate with the exchange, store and start a session; returns it with its token.
 
         Nothing is kept when this raises.
         """
@@ -118,44 +132,123 @@ class SessionRegistry:
             raise UnsupportedAccountType(
                 f"account_type {credentials.account_type!r} is not supported for {credentials.exchange}"
             )
-        connector = account_connector(credentials, self._settings.exchange_urls.get(credentials.exchange))
+        connector = self._connector(credentials)
         try:
             await connector.validate()
             prices = self._price_service(credentials.exchange)
             book = await prices.book()
+            token = secrets.token_urlsafe(32)
+            session = Session(
+                id=secrets.token_urlsafe(16),
+                token_hash=token_digest(token),
+                exchange=credentials.exchange,
+                account_type=credentials.account_type,
+                label=envelope.label,
+                created_ms=now,
+                expires_ms=now + envelope.ttl_s * 1000,
+                data_source=connector.data_source,
+                ledger=Ledger(book),
+                sync=SyncState(),
+                connector=connector,
+            )
+            self._store.create(_record(session), credentials)
         except BaseException:
             await connector.close()
             raise
-        token = secrets.token_urlsafe(32)
-        sync = SyncState()
-        session = Session(
-            id=secrets.token_urlsafe(16),
-            token_hash=token_digest(token),
-            exchange=credentials.exchange,
-            account_type=credentials.account_type,
-            label=envelope.label,
-            created_ms=now,
-            expires_ms=now + envelope.ttl_s * 1000,
-            data_source=connector.data_source,
-            ledger=Ledger(book),
-            sync=sync,
-            connector=connector,
-        )
+        self._start(session, prices, credentials, PollProgress())
+        log.info("session registered (exchange=%s, sessions=%d)", session.exchange, len(self._sessions))
+        return session, token
+
+    def _connector(self, credentials: ExchangeCredentials) -> ExchangeConnector:
+        return account_connector(credentials, self._settings.exchange_urls.get(credentials.exchange))
+
+    def _start(
+        self, session: Session, prices: PriceService, credentials: ExchangeCredentials, progress: PollProgress
+    ) -> None:
+        """Start polling ``session`` from ``progress`` and make it live."""
         poller = SessionPoller(
-            connector,
+            session.connector,
             session.ledger,
             prices,
             credentials.since_ms,
             credentials.symbols,
             PollingBounds(self._settings.poll_min_s, self._settings.poll_max_s),
-            sync,
+            session.sync,
+            self._store.sink(session.id),
+            progress,
             self.clock_ms,
         )
         session.task = asyncio.create_task(poller.run(), name=f"poll-{session.id[:6]}")
         self._sessions[session.id] = session
         SESSIONS.set(len(self._sessions))
-        log.info("session registered (exchange=%s, sessions=%d)", session.exchange, len(self._sessions))
-        return session, token
+
+    async def _restore_pending(self) -> None:
+        """Resume the stored sessions not yet live; those whose exchange cannot be reached wait.
+
+        A waiting session is retried by the purge loop and answers 401 meanwhile.
+        """
+        pending, self._unrestored = self._unrestored, []
+        unreachable: set[str] = set()
+        now = self.clock_ms()
+        for stored in pending:
+            exchange = stored.record.exchange
+            if stored.record.expires_ms <= now:
+                self._store.delete(stored.record.id)
+            elif exchange in unreachable:
+                self._unrestored.append(stored)
+            else:
+                try:
+                    await self._restore(stored)
+                except ExchangeError as exc:
+                    log.warning("stored sessions wait for %s: %s", exchange, type(exc).__name__)
+                    unreachable.add(exchange)
+                    self._unrestored.append(stored)
+                except Exception as exc:  # a bug must not stop the service from starting
+                    log.error("a stored session cannot be resumed and is dropped: %s", type(exc).__name__)
+                    self._store.delete(stored.record.id)
+        if pending:
+            log.info("resumed stored sessions (live=%d, waiting=%d)", len(self), len(self._unrestored))
+
+    async def _restore(self, stored: StoredSession) -> None:
+        """Rebuild a stored session: its connector, ledger and poller from where it stopped."""
+        record, credentials = stored.record, stored.credentials
+        connector = self._connector(credentials)
+        try:
+            if connector.data_source != record.data_source:
+                # Summaries name the origin every trade came from: one session, one origin.
+                log.warning("a stored session is dropped: its exchange origin was changed by the operator")
+                await connector.close()
+                self._store.delete(record.id)
+                return
+            prices = self._price_service(record.exchange)
+            ledger = Ledger(await prices.book())
+            ledger.add(stored.trades)
+            complete = stored.progress.backfill_complete
+            if complete:
+                try:
+                    await prices.ensure(ledger.unpriced_needs())
+                    ledger.revalue()
+                except ExchangeError:
+                    # Unpriced for now: reported as backfilling until the poller's first pass,
+                    # so that no summary claims a complete history with trades left out.
+                    complete = False
+        except BaseException:
+            await connector.close()
+            raise
+        session = Session(
+            id=record.id,
+            token_hash=record.token_hash,
+            exchange=record.exchange,
+            account_type=record.account_type,
+            label=record.label,
+            created_ms=record.created_ms,
+            expires_ms=record.expires_ms,
+            data_source=record.data_source,
+            ledger=ledger,
+            sync=SyncState(status="active" if complete else "backfilling", backfill_complete=complete),
+            connector=connector,
+        )
+        self._start(session, prices, credentials, replace(stored.progress, backfill_complete=complete))
 
     def authenticate(self, session_id: str, token: str | None) -> Session:
         """The session if ``token`` is its bearer token and it has not expired; else :class:`Unauthorized`."""
@@ -168,13 +261,23 @@ class SessionRegistry:
         return session
 
     def renew(self, session: Session, ttl_s: int) -> None:
-        """Set the expiry to now + ``ttl_s``."""
-        session.expires_ms = self.clock_ms() + ttl_s * 1000
+        """Set the expiry to now + ``ttl_s``, in the store and in memory."""
+        expires_ms = self.clock_ms() + ttl_s * 1000
+        self._store.update_record(replace(_record(session), expires_ms=expires_ms))
+        session.expires_ms = expires_ms
 
     async def revoke(self, session_id: str) -> None:
-        """Stop polling and drop everything the session holds, at once."""
-        session = self._sessions.pop(session_id, None)
+        """Stop polling and drop everything the session holds, in memory and in the store, at once."""
+        session = self._sessions.get(session_id)
         if session is None:
+            return
+        await self._stop(session)
+        self._store.delete(session_id)
+        log.info("session ended (sessions=%d)", len(self._sessions))
+
+    async def _stop(self, session: Session) -> None:
+        """Take ``session`` out of memory: stop its poller and close its connector."""
+        if self._sessions.pop(session.id, None) is None:
             return
         if session.task is not None:
             session.task.cancel()
@@ -182,7 +285,6 @@ class SessionRegistry:
                 await session.task
         await session.connector.close()
         SESSIONS.set(len(self._sessions))
-        log.info("session ended (sessions=%d)", len(self._sessions))
 
     async def purge_expired(self) -> int:
         """Revoke every expired session; returns how many."""
@@ -197,5 +299,21 @@ class SessionRegistry:
             await asyncio.sleep(PURGE_EVERY_S)
             try:
                 await self.purge_expired()
+                if self._unrestored:
+                    await self._restore_pending()
             except Exception:
                 log.exception("purge of expired sessions failed")
+
+
+def _record(session: Session) -> SessionRecord:
+    """What the store keeps of ``session``'s description."""
+    return SessionRecord(
+        id=session.id,
+        token_hash=session.token_hash,
+        exchange=session.exchange,
+        account_type=session.account_type,
+        label=session.label,
+        created_ms=session.created_ms,
+        expires_ms=session.expires_ms,
+        data_source=session.data_source,
+    )

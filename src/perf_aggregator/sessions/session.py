@@ -18,7 +18,8 @@ def token_digest(token: str) -> bytes:
 
 @dataclass(eq=False)
 class Session:
-    """A live session. Credentials live only inside ``connector`` (enclave memory)."""
+    """A live session. Its credentials live inside ``connector`` (enclave memory) and, sealed,
+    in the session store; nowhere else."""
 
     id: str
     token_hash: bytes = field(repr=False)

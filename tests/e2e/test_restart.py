@@ -1,0 +1,245 @@
+"""A restart resumes every session from the sealed store: same token, same figures, polling
+from the stored cursors (no history read again), and new trades arrive exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from conftest import enclave_settings
+from perf_aggregator.api.app import create_app
+from perf_aggregator.client import (
+    Credentials,
+    EnclaveClient,
+    EnclaveError,
+    VerificationPolicy,
+    seal_credentials,
+    verify_summary,
+)
+from perf_aggregator.clock import now_ms
+from perf_aggregator.devserver import serve_in_thread
+from perf_aggregator.sessions import registry
+from perf_aggregator.sessions.store import STORE_FILE
+from perf_aggregator.simulator.accounts import Account, RawTrade, generate_account
+from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
+from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
+
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+MY_TRADES = "/api/v3/myTrades"
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+class RequestLog:
+    """ASGI wrapper around the simulator recording the path and query of every request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.requests: list[tuple[str, dict[str, list[str]]]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests.append((scope["path"], parse_qs(scope["query_string"].decode())))
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def exchange() -> Iterator[tuple[SimulatedBinance, RequestLog, str]]:
+    sim = SimulatedBinance(seed=37)
+    log = RequestLog(create_binance_app(sim))
+    with serve_in_thread(log) as origin:
+        yield sim, log, origin
+
+
+def with_later_trades(account: Account, sim: SimulatedBinance, start_ms: int, end_ms: int) -> Account:
+    """The same account (key, balances, history) plus new fills in ``[start_ms, end_ms)`` on two of
+    its markets, numbered after its last trade and order of each market, as the exchange would."""
+    later = generate_account(
+        99, start_ms, end_ms, trades=40, prices=sim.prices, symbols=SYMBOLS[:2], bnb_fee_share=0.0
+    )
+    added: list[RawTrade] = []
+    for symbol in SYMBOLS[:2]:
+        old = [t for t in account.trades if t.symbol == symbol]
+        new = [t for t in later.trades if t.symbol == symbol]
+        id_shift = max(t.id for t in old) + 1000 - min(t.id for t in new)
+        order_shift = max(t.order_id for t in old) + 1000 - min(t.order_id for t in new)
+        added += [dataclasses.replace(t, id=t.id + id_shift, order_id=t.order_id + order_shift) for t in new]
+    trades = sorted([*account.trades, *added], key=lambda t: (t.time, t.symbol, t.id, not t.is_buyer))
+    return Account(
+        api_key=account.api_key,
+        api_secret=account.api_secret,
+        uid=account.uid,
+        created_ms=account.created_ms,
+        can_withdraw=account.can_withdraw,
+        can_trade=account.can_trade,
+        balances=account.balances,
+        trades=trades,
+    )
+
+
+def figures(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a restart must not change: the trades, per-symbol figures, totals and backfill state."""
+    return {
+        "status": metrics["status"],
+        "backfill_complete": metrics["sync"]["backfill_complete"],
+        "trades_fetched": metrics["sync"]["trades_fetched"],
+        "symbols": metrics["symbols"],
+        "totals": metrics["totals"],
+        "expires_at": metrics["expires_at"],
+    }
+
+
+async def until(client: EnclaveClient, sid: str, token: str, done: Any, what: str) -> dict[str, Any]:
+    """The metrics once ``done(metrics)`` holds (polled for at most a minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        metrics = await client.metrics(sid, token)
+        if done(metrics):
+            return metrics
+        assert time.monotonic() < deadline, f"{what}: {metrics['sync']}"
+        await asyncio.sleep(0.2)
+
+
+def settled(metrics: dict[str, Any]) -> bool:
+    return bool(metrics["sync"]["backfill_complete"]) and metrics["totals"]["unpriced_trades"] == 0
+
+
+async def listed_trades(client: EnclaveClient, sid: str, token: str) -> list[dict[str, Any]]:
+    listed: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await client.trades(sid, token, limit=1000, cursor=cursor)
+        listed += page["trades"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return listed
+
+
+def measurement(url: str) -> str:
+    return str(httpx.get(f"{url}/attestation/quote").json()["measurement"])
+
+
+async def test_a_restart_resumes_sessions_from_their_cursors_with_the_same_token(
+    exchange: tuple[SimulatedBinance, RequestLog, str], enclave_data_dir: Path
+) -> None:
+    sim, log, origin = exchange
+    now = now_ms()
+    account = sim.create_account(
+        53, 300, start_ms=now - 2 * DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS
+    )
+    settings = enclave_settings(enclave_data_dir, origin)
+    policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
+
+    with serve_in_thread(create_app(settings)) as first:
+        async with EnclaveClient(first) as client:
+            enclave = await client.verify(policy)
+            envelope = seal_credentials(
+                enclave, credentials, {"exchange": "binance", "label": "", "ttl": 3600}
+            )
+            registered = httpx.post(f"{first}/enclave/submit_key", json=envelope, timeout=30)
+            assert registered.status_code == 201
+            sid, token = registered.json()["session_id"], registered.json()["token"]
+            before = await until(client, sid, token, settled, "backfill")
+        built = measurement(first)
+    assert before["sync"]["trades_fetched"] == len(account.trades)
+
+    restarted_at = len(log.requests)
+    with serve_in_thread(create_app(settings)) as second:
+        assert measurement(second) == built, "the source changed during the test: sealed data cannot open"
+        async with EnclaveClient(second) as client:
+            resumed = await client.metrics(sid, token)  # the same token, at once
+            assert figures(resumed) == figures(before)
+            # The old envelope was sealed to the previous boot's HPKE key: it no longer opens.
+            replayed = httpx.post(f"{second}/enclave/submit_key", json=envelope, timeout=30)
+            assert (replayed.status_code, replayed.json()["error"]["code"]) == (400, "invalid_envelope")
+            assert (await client.health())["sessions"] == 1
+            summary = verify_summary(await client.summary(sid, token), policy)  # signed by the new keys
+            assert summary["trades"] == before["totals"]["trades"] and summary["backfill_complete"]
+            assert summary["volume_usd"] == before["totals"]["volume_usd"]
+            assert summary["realized_pnl_usd"] == before["totals"]["realized_pnl_usd"]
+
+            polled = await until(client, sid, token, lambda m: m["sync"]["last_poll_at"], "first poll")
+            assert figures(polled) == figures(before)
+            reads = [query for path, query in log.requests[restarted_at:] if path == MY_TRADES]
+            assert reads, "the resumed session must poll"
+            assert not [q for q in reads if "startTime" in q], "history was scanned again"
+            assert all("fromId" in q for q in reads if q["symbol"][0] in SYMBOLS)
+
+            # New fills that happened while we looked, in minutes whose candles have closed.
+            later_end = now_ms() - 2 * MINUTE_MS
+            grown = sim.add_account(with_later_trades(account, sim, later_end - 18 * MINUTE_MS, later_end))
+            total = len(grown.trades)
+            assert total == len(account.trades) + 40
+            after = await until(
+                client,
+                sid,
+                token,
+                lambda m: m["sync"]["trades_fetched"] >= total and settled(m),
+                "new trades",
+            )
+            assert after["sync"]["trades_fetched"] == total
+            listed = await listed_trades(client, sid, token)
+            assert len(listed) == total
+            assert {(t["symbol"].replace("/", ""), t["id"], t["side"]) for t in listed} == {
+                (t.symbol, str(t.id), "buy" if t.is_buyer else "sell") for t in grown.trades
+            }
+            await client.revoke(sid, token)
+
+    with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
+        counts = db.execute(
+            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM batches),"
+            " (SELECT count(*) FROM state)"
+        ).fetchone()
+    assert counts == (0, 0, 0)  # revoked: every row of the session is gone
+    with serve_in_thread(create_app(settings)) as third:
+        async with EnclaveClient(third) as client:
+            with pytest.raises(EnclaveError) as gone:
+                await client.metrics(sid, token)
+            assert gone.value.status == 401
+            assert (await client.health())["sessions"] == 0
+
+
+async def test_a_session_whose_exchange_is_down_at_start_waits_and_resumes_later(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = SimulatedBinance(seed=41)
+    faults = FaultInjector(create_binance_app(sim), FaultPlan())
+    now = now_ms()
+    account = sim.create_account(54, 120, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
+    monkeypatch.setattr(registry, "PURGE_EVERY_S", 0.3)  # retry sooner than every 15 s
+    with serve_in_thread(faults) as origin:
+        settings = enclave_settings(enclave_data_dir, origin)
+        policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+        with serve_in_thread(create_app(settings)) as first:
+            async with EnclaveClient(first) as client:
+                registration = await client.register(credentials, ttl=3600, policy=policy)
+                sid, token = registration.session_id, registration.token
+                before = await until(client, sid, token, settled, "backfill")
+
+        faults.plan = FaultPlan(server_error_rate=1.0)  # every exchange request answers 503
+        with serve_in_thread(create_app(settings)) as second:
+            async with EnclaveClient(second) as client:
+                with pytest.raises(EnclaveError) as waiting:
+                    await client.metrics(sid, token)
+                assert waiting.value.status == 401
+                assert (await client.health())["sessions"] == 0
+
+                faults.plan = FaultPlan()
+                deadline = time.monotonic() + 30
+                while (await client.health())["sessions"] == 0:
+                    assert time.monotonic() < deadline, "the waiting session was not resumed"
+                    await asyncio.sleep(0.1)
+                resumed = await client.metrics(sid, token)
+    assert figures(resumed) == figures(before)
