@@ -1,12 +1,13 @@
-"""The shared request budget: under the limit in every minute, FIFO, penalties shared."""
+"""The shared request budget: under the limit in every window, FIFO, penalties shared."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from perf_aggregator.exchanges.budget import BURST, HEADROOM, RequestBudget
+from perf_aggregator.exchanges.budget import BURST, HEADROOM, RequestBudget, budget_for
 
 
 class FakeClock:
@@ -17,20 +18,52 @@ class FakeClock:
         return self.now
 
 
+def send_greedily(budget: RequestBudget, clock: FakeClock, weight: float, count: int) -> list[float]:
+    """Send times of ``count`` requests issued as fast as the budget lets them go."""
+    sent: list[float] = []
+    for _ in range(count):
+        allowed = budget.reserve(weight)
+        clock.now = max(clock.now, allowed)
+        sent.append(allowed)
+    return sent
+
+
+def most_in_a_window(sent: list[float], window_s: float, weight: float) -> float:
+    return max(sum(1 for t in sent[i:] if t < start + window_s) for i, start in enumerate(sent)) * weight
+
+
 def test_any_minute_stays_under_the_limit() -> None:
     clock = FakeClock()
     budget = RequestBudget(6000, clock=clock)
-    sent: list[float] = []
-    for _ in range(2000):  # 2000 requests of weight 20 = 40000 weight: several minutes' worth
-        allowed = budget.reserve(20)
-        clock.now = max(clock.now, allowed)
-        sent.append(allowed)
+    sent = send_greedily(budget, clock, 20, 2000)  # 40000 weight: several minutes' worth
     assert sent[0] == 1000.0
-    for i, start in enumerate(sent):
-        in_window = sum(1 for t in sent[i:] if t < start + 60) * 20
-        assert in_window <= 6000 * (HEADROOM + BURST) + 20
+    assert most_in_a_window(sent, 60, 20) <= 6000 * (HEADROOM + BURST) + 20
     total_minutes = (sent[-1] - sent[0]) / 60
     assert 2000 * 20 / total_minutes == pytest.approx(6000 * HEADROOM, rel=0.05)
+
+
+def test_a_per_second_limit_holds_in_every_second() -> None:
+    """Coinbase's 30 requests per second: a per-minute burst (10% of 1800) would break it."""
+    clock = FakeClock()
+    budget = RequestBudget(30, window_s=1, clock=clock)
+    sent = send_greedily(budget, clock, 1, 600)
+    assert most_in_a_window(sent, 1.0, 1) <= 30 * (HEADROOM + BURST) + 1 <= 30
+    assert 600 / (sent[-1] - sent[0]) == pytest.approx(30 * HEADROOM, rel=0.05)
+    low = RequestBudget(10, window_s=1, clock=clock)  # a burst of 10% is one request
+    assert most_in_a_window(send_greedily(low, clock, 1, 200), 1.0, 1) <= 10
+
+
+def test_a_decaying_call_counter_never_overflows() -> None:
+    """Kraken's counter (at most 15, -0.33 per second, TradesHistory costs 2) as a GCRA."""
+    clock = FakeClock()
+    budget = RequestBudget(0.33, window_s=1, burst=14, clock=clock)
+    counter, at = 0.0, clock.now
+    for cost in [2, 1, 2, 2] * 40:
+        sent = budget.reserve(cost)
+        counter = max(0.0, counter - (sent - at) * 0.33) + cost
+        at = clock.now = max(clock.now, sent)
+        assert counter <= 15
+    assert clock.now - 1000.0 > (7 * 40 - 15) / 0.33  # paced by the decay after the first burst
 
 
 def test_reservations_are_served_in_arrival_order_and_penalties_are_shared() -> None:
@@ -47,6 +80,23 @@ def test_reservations_are_served_in_arrival_order_and_penalties_are_shared() -> 
     assert budget.reserve(20) > 1120.0  # and no burst follows the pause
 
 
+def test_a_declared_tighter_limit_still_counts_the_weight_already_spent() -> None:
+    clock = FakeClock()
+    budget = RequestBudget(6000, clock=clock)
+    assert send_greedily(budget, clock, 20, 30)[-1] == 1000.0  # the default's 600 burst
+    budget.set_limit(1200)  # 960 per minute allowed, burst 120
+    after = budget.reserve(20)
+    # 600 in the bucket, 120 of room: 500 weight drain at 16 per second before the next send.
+    assert after == pytest.approx(1000.0 + 500 / 16)
+
+
+def test_budgets_are_shared_per_scope() -> None:
+    one = budget_for("https://api.example.test private key-a", 30, window_s=1)
+    assert budget_for("https://api.example.test private key-a", 999) is one
+    assert budget_for("https://api.example.test private key-b", 30, window_s=1) is not one
+    assert one.limit == 30 and one.window_s == 1
+
+
 async def test_spend_waits_for_real() -> None:
     limit = 60 * 60 / HEADROOM  # 60 weight per second after headroom
     budget = RequestBudget(limit)
@@ -55,3 +105,23 @@ async def test_spend_waits_for_real() -> None:
     started = loop.time()
     await budget.spend(6)  # 0.1 s at 60 weight/s
     assert loop.time() - started >= 0.08
+
+
+async def test_a_penalty_moves_waiting_callers_back_in_order_without_a_burst() -> None:
+    budget = RequestBudget(50, window_s=1, burst=1, headroom=1.0)  # one request every 20 ms
+    done: list[tuple[int, float]] = []
+
+    async def caller(i: int) -> None:
+        await budget.spend(1)
+        done.append((i, time.monotonic()))
+
+    reserved_from = time.monotonic()
+    tasks = [asyncio.create_task(caller(i)) for i in range(6)]
+    await asyncio.sleep(0)  # every caller has reserved its slot, 20 ms apart
+    budget.penalize(0.2)
+    await asyncio.gather(*tasks)
+    assert [i for i, _ in done] == list(range(6))  # FIFO kept
+    # The first slot was due at once and went before the penalty; the others moved back by
+    # the pause and kept their 20 ms spacing instead of all firing when it ended.
+    for k, (_, at) in enumerate(done[1:], start=1):
+        assert at >= reserved_from + 0.2 + k * 0.02 - 0.001

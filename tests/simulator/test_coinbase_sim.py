@@ -15,7 +15,8 @@ from ccxt.base import errors as ccxt_errors
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.endpoints import override_ccxt_urls
-from perf_aggregator.simulator.coinbase import SimulatedCoinbase, create_coinbase_app
+from perf_aggregator.simulator.coinbase import SimulatedCoinbase, create_coinbase_app, wall_clock_ms
+from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
 
 HOUR_MS = 3_600_000
 
@@ -169,11 +170,11 @@ def test_jwt_refused_when_tampered_expired_or_for_another_uri(
         body = response.json()
         assert body["error"] == "UNAUTHORIZED" and "message" in body and "error_details" in body
 
-    sim.faults.clock_skew_ms = 300_000
+    sim.wall_ms = lambda: wall_clock_ms() + 300_000  # the exchange's clock runs five minutes ahead
     try:
         assert get(signer.create_auth_token(int(time.time()), "GET", f"{url}{path}")).status_code == 401
     finally:
-        sim.faults.clock_skew_ms = 0
+        sim.wall_ms = wall_clock_ms
 
 
 def test_rate_limits_answer_429() -> None:
@@ -191,17 +192,38 @@ def test_rate_limits_answer_429() -> None:
         assert private[-1].json()["error"] == "RATE_LIMIT_EXCEEDED"
 
 
-async def test_faults_surface_as_ccxt_errors(coinbase: tuple[SimulatedCoinbase, str], exchange: Any) -> None:
+async def test_injected_faults_surface_as_ccxt_errors_and_stale_pages_follow_the_key(
+    coinbase: tuple[SimulatedCoinbase, str], account: dict[str, Any]
+) -> None:
     sim, _ = coinbase
-    sim.faults.error_rate = 1.0
-    try:
-        with pytest.raises(ccxt_errors.ExchangeError):
-            await exchange.v3PrivateGetBrokerageKeyPermissions()
-    finally:
-        sim.faults.error_rate = 0.0
-    sim.faults.malformed_rate = 1.0
-    try:
-        answer = await exchange.v3PrivateGetBrokerageKeyPermissions()
-        assert not isinstance(answer, dict)
-    finally:
-        sim.faults.malformed_rate = 0.0
+    injector = FaultInjector(create_coinbase_app(sim), FaultPlan())
+    with serve_in_thread(injector) as url:
+        ex = ccxt_async.coinbase(
+            {"apiKey": account["api_key"], "secret": account["api_secret"], "enableRateLimit": False}
+        )
+        override_ccxt_urls(ex, url)
+        try:
+            injector.plan = FaultPlan(server_error_rate=1.0)
+            with pytest.raises(ccxt_errors.NetworkError):
+                await ex.v3PrivateGetBrokerageKeyPermissions()
+            injector.plan = FaultPlan(malformed_rate=1.0)
+            assert not isinstance(await ex.v3PrivateGetBrokerageKeyPermissions(), dict)
+
+            # Every request carries a fresh JWT: the stale answer is keyed on its key name (sub).
+            injector.plan = FaultPlan()
+            first = await ex.v3PrivateGetBrokerageOrdersHistoricalFills({"limit": 100})
+            injector.plan = FaultPlan(stale_rate=1.0)
+            again = await ex.v3PrivateGetBrokerageOrdersHistoricalFills({"limit": 100, "cursor": "100"})
+            assert again == first and first["cursor"] == "100"
+            other = httpx.post(f"{url}/_simulator/accounts", json={"seed": 98, "trades": 3}).json()
+            theirs = ccxt_async.coinbase(
+                {"apiKey": other["api_key"], "secret": other["api_secret"], "enableRateLimit": False}
+            )
+            override_ccxt_urls(theirs, url)
+            try:
+                page = await theirs.v3PrivateGetBrokerageOrdersHistoricalFills({"limit": 100})
+                assert len(page["fills"]) == 3
+            finally:
+                await theirs.close()
+        finally:
+            await ex.close()

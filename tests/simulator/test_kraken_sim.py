@@ -18,6 +18,7 @@ from ccxt.base import errors as ccxt_errors
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.endpoints import override_ccxt_urls
+from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
 from perf_aggregator.simulator.kraken import (
     OHLC_KEEP,
     KrakenAccount,
@@ -240,39 +241,44 @@ def test_admin_routes_create_accounts_and_reveal_trades(kraken: Kraken) -> None:
     assert [t["txid"] for t in again.raw_trades()] == [t["txid"] for t in raw]  # deterministic
 
 
-async def test_fault_knobs() -> None:
-    sim = SimulatedKraken(seed=4, tier="pro")
-    for kraken in _serve(sim):
-        now = wall_clock_ms()
+async def test_faults_come_from_the_injector_and_skew_from_the_exchange_clock() -> None:
+    clock = FakeClock()
+    sim = SimulatedKraken(seed=4, tier="pro", now_ms=clock)
+    injector = FaultInjector(create_kraken_app(sim), FaultPlan())
+    with serve_in_thread(injector) as origin, httpx.Client(timeout=30) as http:
+        kraken = Kraken(sim, origin, http)
+        now = clock.now
         account = sim.create_account(5, 120, start_ms=now - HOUR_MS, end_ms=now - 60_000)
-        url = f"{kraken.origin}/0/public/Time"
-        sim.faults.error_rate_5xx = 1.0
-        assert kraken.http.get(url).status_code == 503
-        sim.faults.error_rate_5xx = 0.0
-        sim.faults.timeout_rate, sim.faults.timeout_s = 1.0, 0.05
-        assert kraken.http.get(url).status_code == 504
-        sim.faults.timeout_rate = 0.0
-        sim.faults.malformed_rate = 1.0
+        other = sim.create_account(6, 10, start_ms=now - HOUR_MS, end_ms=now - 60_000)
+        url = f"{origin}/0/public/Time"
+        injector.plan = FaultPlan(server_error_rate=1.0)
+        assert http.get(url).status_code == 503
+        injector.plan = FaultPlan(malformed_rate=1.0)
         with pytest.raises(json.JSONDecodeError):
-            json.loads(kraken.http.get(url).text)
-        sim.faults.malformed_rate = 0.0
-        sim.faults.reset_rate = 1.0
-        with pytest.raises(httpx.HTTPError):
-            kraken.http.get(url)
-        sim.faults.reset_rate = 0.0
-        sim.faults.clock_skew_ms = 120_000
-        assert kraken.http.get(url).json()["result"]["unixtime"] >= now // 1000 + 119
-        sim.faults.clock_skew_ms = 0
-        sim.faults.overlap_rate = 1.0
-        page = kraken.result("TradesHistory", {"ofs": 50}, account)
-        newest = [t.txid for t in account.trades[::-1]]
-        assert next(iter(page["trades"])) in newest[41:50]  # shifted towards the newer end
-        sim.faults.overlap_rate = 0.0
-        exchange = client(kraken.origin, account)
-        sim.faults.error_rate_5xx = 1.0
+            json.loads(http.get(url).text)
+        for plan in (FaultPlan(reset_rate=1.0), FaultPlan(timeout_rate=1.0, timeout_hold_s=0.05)):
+            injector.plan = plan
+            with pytest.raises(httpx.HTTPError):
+                http.get(url)
+        injector.plan = FaultPlan()
+        clock.now += 120_000  # the exchange's clock runs two minutes ahead of ours
+        assert http.get(url).json()["result"]["unixtime"] == clock.now // 1000
+
+        # A stale answer replays the key's previous TradesHistory page, never another key's.
+        first = kraken.result("TradesHistory", {}, account)
+        injector.plan = FaultPlan(stale_rate=1.0)
+        assert kraken.result("TradesHistory", {"ofs": 50}, account) == first
+        theirs = kraken.result("TradesHistory", {}, other)
+        assert set(theirs["trades"]) == {t.txid for t in other.trades}
+        injector.plan = FaultPlan()
+        second = kraken.result("TradesHistory", {"ofs": 50}, account)
+        assert list(second["trades"]) == [t.txid for t in account.trades[::-1][50:100]]
+
+        exchange = client(origin, account)
+        injector.plan = FaultPlan(server_error_rate=1.0)
         try:
             with pytest.raises(ccxt_errors.NetworkError):
                 await exchange.publicGetTime()
         finally:
-            sim.faults.error_rate_5xx = 0.0
+            injector.plan = FaultPlan()
             await exchange.close()

@@ -1,11 +1,21 @@
-"""Request budgets per exchange host, shared by every session of the process.
+"""Request budgets per exchange host (or per API key), shared by every session of the process.
 
 The enclave has one egress IP, so an exchange sees all sessions as one client:
 a single budget per host keeps the sum under the exchange's documented limit,
 and a 429/418 penalty pauses every session using that host, not only the one
-that was told. Requests wait in FIFO order; since each session has at most one
-request in flight, a new session's backfill queues behind live polls instead of
-starving them (a bounded wait of one request per session).
+that was told. Limits an exchange counts per API key instead (Kraken's call
+counter, Coinbase's private endpoints) get one budget per key; the connector
+names the scope in the budget's key. Requests wait in FIFO order; since each
+session has at most one request in flight, a new session's backfill queues
+behind live polls instead of starving them (a bounded wait of one request per
+session).
+
+A budget is a GCRA schedule: a limit per window (Binance's weight per minute,
+Coinbase's requests per second) paced at ``HEADROOM`` of the limit, with a
+burst of ``BURST`` of the limit, so that any window holds at most
+``(HEADROOM + BURST) * limit``. A leaky-bucket counter (Kraken's: at most
+``maximum``, decaying by ``decay`` per second) is the same schedule with
+``window_s=1``, ``limit=decay`` and an explicit ``burst`` of the counter's room.
 """
 
 from __future__ import annotations
@@ -18,12 +28,14 @@ HEADROOM = 0.8
 """Fraction of the documented limit we allow ourselves (other clients, clock drift)."""
 
 BURST = 0.1
-"""Bucket capacity as a fraction of the per-minute limit: with HEADROOM, any 60 s window
+"""Bucket capacity as a fraction of the limit per window: with HEADROOM, any window
 stays within ``(HEADROOM + BURST) * limit``, below the limit."""
+
+MINUTE_S = 60.0
 
 
 class RequestBudget:
-    """Request weight per minute with bursts, as a GCRA schedule, and a shared penalty pause.
+    """Request weight per window with bursts, as a GCRA schedule, and a shared penalty pause.
 
     Each spend reserves its slot at once (so callers are served in arrival order) and then
     waits for it; no lock is held, so one budget serves any number of event loops.
@@ -31,23 +43,38 @@ class RequestBudget:
 
     def __init__(
         self,
-        limit_per_minute: float,
+        limit: float,
         *,
+        window_s: float = MINUTE_S,
+        burst: float | None = None,
         headroom: float = HEADROOM,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``limit`` weight per ``window_s`` seconds; ``burst`` (weight) defaults to ``BURST``
+        of the limit, at least 1."""
+        self.window_s = window_s
+        self._burst = burst
         self._headroom = headroom
-        self.set_limit(limit_per_minute)
         self._clock = clock
         self._tat = clock()  # theoretical arrival time: when all weight spent so far is paid back
+        self._seconds_per_weight = 0.0
         self._paused_until = 0.0
+        self._shift = 0.0  # how far penalties moved the slots reserved so far
+        self.set_limit(limit)
 
-    def set_limit(self, limit_per_minute: float) -> None:
-        """Adopt the limit the exchange declares (e.g. Binance's ``exchangeInfo.rateLimits``)."""
-        self.limit_per_minute = limit_per_minute
-        self._seconds_per_weight = 60.0 / (limit_per_minute * self._headroom)
-        self._capacity = max(1.0, limit_per_minute * BURST)
+    def set_limit(self, limit: float) -> None:
+        """Adopt the limit the exchange declares (e.g. Binance's ``exchangeInfo.rateLimits``).
+
+        The weight already in the bucket is kept and drains at the new rate from now on, so
+        a burst spent under a looser default still counts against a tighter declared limit.
+        """
+        now = self._clock()
+        level = max(0.0, self._tat - now) / self._seconds_per_weight if self._seconds_per_weight else 0.0
+        self.limit = limit
+        self._seconds_per_weight = self.window_s / (limit * self._headroom)
+        self._capacity = self._burst if self._burst is not None else max(1.0, limit * BURST)
         self._tolerance = self._capacity * self._seconds_per_weight
+        self._tat = now + level * self._seconds_per_weight
 
     def reserve(self, weight: float) -> float:
         """Reserve ``weight`` now; returns when it may be sent (a ``clock()`` time)."""
@@ -59,14 +86,24 @@ class RequestBudget:
 
     async def spend(self, weight: float) -> None:
         """Wait until ``weight`` may be spent, then return (it is spent)."""
+        shift = self._shift
         allowed_at = self.reserve(weight)
-        while (delay := max(allowed_at, self._paused_until) - self._clock()) > 0:
+        while (delay := allowed_at + self._shift - shift - self._clock()) > 0:
             await asyncio.sleep(delay)
 
     def penalize(self, retry_after_s: float) -> None:
-        """The exchange said stop: nobody sends for ``retry_after_s``, and no burst follows."""
+        """The exchange said stop: nobody sends for ``retry_after_s``, and no burst follows.
+
+        Slots already reserved move back by the pause, keeping their order and spacing (left
+        where they were, they would all fire together when the pause ends).
+        """
         now = self._clock()
-        self._paused_until = max(self._paused_until, now + retry_after_s)
+        until = now + retry_after_s
+        if until > self._paused_until:
+            moved = until - max(now, self._paused_until)
+            self._shift += moved
+            self._tat += moved
+            self._paused_until = until
         self._tat = max(self._tat, self._paused_until + self._tolerance)
 
     @property
@@ -78,9 +115,14 @@ class RequestBudget:
 _BUDGETS: dict[str, RequestBudget] = {}
 
 
-def budget_for(host_key: str, limit_per_minute: float) -> RequestBudget:
-    """The process-wide budget of ``host_key`` (an origin, or origin plus API family)."""
-    budget = _BUDGETS.get(host_key)
+def budget_for(
+    scope: str, limit: float, *, window_s: float = MINUTE_S, burst: float | None = None
+) -> RequestBudget:
+    """The process-wide budget of ``scope`` (an origin plus API family, or plus a key digest).
+
+    The first caller's limit, window and burst create it; later callers share it as it is.
+    """
+    budget = _BUDGETS.get(scope)
     if budget is None:
-        budget = _BUDGETS[host_key] = RequestBudget(limit_per_minute)
+        budget = _BUDGETS[scope] = RequestBudget(limit, window_s=window_s, burst=burst)
     return budget

@@ -17,15 +17,33 @@ bound is ``since``. The newest trade time seen in a sweep becomes the next
 sweep's lower bound, so polling re-reads a short overlap (fills sequenced
 shortly before or after their trade time, pages that shifted while new fills
 arrived) and never skips one; the ledger drops the repeats by id. Fills older
-than ``since`` (by trade time) are left out.
+than ``since`` (by trade time) are left out. A page holding a fill sequenced
+before the sweep's lower bound does not answer the request (a stale or cached
+page): it is refused as a transient failure and asked again.
+
+Rate limits (EXCHANGES.md): private endpoints about 30 requests per second per
+key, public ones about 10 per second per IP. Private calls therefore spend from a
+budget of their key (scoped by a digest of the key name, never the name itself),
+public calls from the budget of the origin, shared by every session and by the
+market-data connector (:mod:`perf_aggregator.exchanges.budget`, per-second
+windows). A 429 pauses the budget that was told.
+
+Clock. A JWT is refused when its ``nbf`` is ahead of Coinbase's clock, so tokens are
+signed one second in the past, on Coinbase's time as last measured: a refused key
+first re-reads ``/brokerage/time`` and, when the clocks disagree, tries again (at
+most twice, a time read being as fallible as any; as the Binance connector re-syncs
+on ``-1021``).
+
+Candles count as fetched only over the span the answers evidence (first to last
+candle received, windows joined without a gap), and only up to the last minute
+closed by our clock less :data:`CLOSE_MARGIN_MS`, so that an exchange clock a
+little behind ours cannot hand us a candle that is still open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +55,7 @@ from ccxt.base import errors as ccxt_errors
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Candles, Market, TradePage
+from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
     CredentialsRejected,
@@ -59,8 +78,16 @@ OVERLAP_MS = 15 * MINUTE_MS
 """How far before the last sweep's newest fill the next sweep starts."""
 PRIVATE_PER_SECOND = 30
 PUBLIC_PER_SECOND = 10
-HEADROOM = 0.7
-"""Fraction of the documented per-second limits we allow ourselves."""
+CLOSE_MARGIN_MS = 5_000
+"""How long after a minute ends its candle is taken as closed (clock skew allowance)."""
+SEQUENCE_SLACK_MS = 1
+"""Tolerance when comparing sequence times at millisecond resolution."""
+JWT_BACKDATE_MS = 1_000
+"""How far in the past a JWT's ``nbf`` is put (clock jitter between us and Coinbase)."""
+RESYNC_THRESHOLD_MS = 500
+"""A change of the measured clock offset that makes a refused key worth another try."""
+CLOCK_RESYNCS = 2
+"""Clock measurements one refused call may take."""
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:\d\d)")
 _ERROR_CODE = re.compile(r'"error"\s*:\s*"([A-Za-z_]+)"')
 _RATE_CODES = frozenset(
@@ -175,41 +202,18 @@ class CoinbaseCursor:
     newest_ms: int | None = None
 
 
-class _Pacer:
-    """Requests per second for one host and limit, with a small burst and a shared penalty pause."""
-
-    def __init__(self, per_second: float, burst: int = 1) -> None:
-        self._interval = 1.0 / (per_second * HEADROOM)
-        self._tolerance = burst * self._interval
-        self._tat = time.monotonic()
-        self._paused_until = 0.0
-
-    async def spend(self) -> None:
-        now = time.monotonic()
-        self._tat = max(self._tat, now) + self._interval
-        allowed = max(now, self._tat - self._tolerance, self._paused_until)
-        while (delay := max(allowed, self._paused_until) - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-
-    def penalize(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-
-_PACERS: dict[str, _Pacer] = {}
-
-
-def _pacer(key: str, per_second: float) -> _Pacer:
-    pacer = _PACERS.get(key)
-    if pacer is None:
-        pacer = _PACERS[key] = _Pacer(per_second)
-    return pacer
-
-
 class _StatusRecordingCoinbase(ccxt_async.coinbase):  # type: ignore[misc]
     """ccxt's class, remembering the HTTP status of the last answer (ccxt reports Coinbase's
-    upper-case error codes as a generic ``ExchangeError``, so the status decides)."""
+    upper-case error codes as a generic ``ExchangeError``, so the status decides), and signing
+    JWTs on Coinbase's clock (module docstring)."""
 
     last_http_status: int | None = None
+    clock_offset_ms = 0
+    """Coinbase's clock minus ours, as last measured."""
+
+    def seconds(self) -> int:
+        """The JWT ``nbf``/``iat``: Coinbase's time, a little in the past."""
+        return int(self.milliseconds() + self.clock_offset_ms - JWT_BACKDATE_MS) // 1000
 
     def on_rest_response(self, code: Any, reason: Any, url: Any, method: Any, *args: Any) -> Any:
         self.last_http_status = int(code) if code is not None else None
@@ -238,9 +242,9 @@ class CoinbaseAdvanced:
         if origin_override:
             override_ccxt_urls(self._ccxt, origin_override)
         self.data_source = origin_of(self._ccxt.urls["api"]["rest"])
-        self._public = _pacer(f"{self.data_source} public", PUBLIC_PER_SECOND)
+        self._public = budget_for(f"{self.data_source} public", PUBLIC_PER_SECOND, window_s=1)
         key_tag = hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16] if credentials else "none"
-        self._private = _pacer(f"{self.data_source} private {key_tag}", PRIVATE_PER_SECOND)
+        self._private = budget_for(f"{self.data_source} private {key_tag}", PRIVATE_PER_SECOND, window_s=1)
         self._clock_ms = clock_ms
         self._markets: dict[str, Market] | None = None
         self._by_id: dict[str, Market] = {}
@@ -252,20 +256,44 @@ class CoinbaseAdvanced:
     async def _call(
         self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any], private: bool
     ) -> dict[str, Any]:
-        """Run one ccxt raw-API call within its pacing, translating errors; the answer must be an object."""
-        pacer = self._private if private else self._public
-        await pacer.spend()
-        self._ccxt.last_http_status = None
-        try:
-            answer = await method(params)
-        except ccxt_errors.BaseError as exc:
-            error = self._classify(exc)
+        """Run one ccxt raw-API call within its budget, translating errors; the answer must be an object.
+
+        A private call refused as unauthorized is tried again if Coinbase's clock turns out to
+        differ from the one the token was signed on.
+        """
+        budget: RequestBudget = self._private if private else self._public
+        resyncs = CLOCK_RESYNCS
+        while True:
+            await budget.spend(1)
+            self._ccxt.last_http_status = None
+            try:
+                answer = await method(params)
+            except ccxt_errors.BaseError as exc:
+                error = self._classify(exc)  # kept apart from ccxt's error, which quotes the request
+            else:
+                if not isinstance(answer, dict):
+                    raise ExchangeUnavailable("Coinbase sent a malformed answer")
+                return answer
             if isinstance(error, RateLimited):
-                pacer.penalize(error.retry_after_s)
-            raise error from None
-        if not isinstance(answer, dict):
-            raise ExchangeUnavailable("Coinbase sent a malformed answer")
-        return answer
+                budget.penalize(error.retry_after_s)
+            if isinstance(error, CredentialsRejected) and private and resyncs:
+                resyncs -= 1
+                if await self._resync_clock():
+                    continue
+            raise error
+
+    async def _resync_clock(self) -> bool:
+        """Measure Coinbase's clock offset; whether it moved enough to explain a refused token."""
+        before = now_ms()
+        answer = await self._call(self._ccxt.v3PublicGetBrokerageTime, {}, private=False)
+        after = now_ms()
+        try:
+            offset = int(answer["epochMillis"]) - (before + after) // 2
+        except (KeyError, TypeError, ValueError):
+            raise ExchangeUnavailable("Coinbase sent a malformed answer") from None
+        moved = abs(offset - self._ccxt.clock_offset_ms) >= RESYNC_THRESHOLD_MS
+        self._ccxt.clock_offset_ms = offset
+        return moved
 
     def _classify(self, exc: ccxt_errors.BaseError) -> ExchangeError:
         status = self._ccxt.last_http_status
@@ -322,10 +350,8 @@ class CoinbaseAdvanced:
             raise ExchangeRequestError("Coinbase fills are read for all products at once")
         await self.markets()
         state = cursor if isinstance(cursor, CoinbaseCursor) else CoinbaseCursor(lower_ms=since_ms)
-        params: dict[str, Any] = {
-            "limit": PAGE_LIMIT,
-            "start_sequence_timestamp": format_time(max(0, max(state.lower_ms, since_ms) - OVERLAP_MS)),
-        }
+        start_ms = max(0, max(state.lower_ms, since_ms) - OVERLAP_MS)
+        params: dict[str, Any] = {"limit": PAGE_LIMIT, "start_sequence_timestamp": format_time(start_ms)}
         if state.page:
             params["cursor"] = state.page
         answer = await self._call(self._ccxt.v3PrivateGetBrokerageOrdersHistoricalFills, params, private=True)
@@ -334,8 +360,11 @@ class CoinbaseAdvanced:
             raise ExchangeUnavailable("Coinbase sent a malformed answer")
         try:
             parsed = [parse_fill(r, market_of_product(str(r["product_id"]), self._by_id)) for r in raw_fills]
+            sequenced = [parse_time_ms(str(r["sequence_timestamp"])) for r in raw_fills]
         except (KeyError, TypeError, ValueError, ArithmeticError):
             raise ExchangeUnavailable("Coinbase sent a malformed fill") from None
+        if any(t < start_ms - SEQUENCE_SLACK_MS for t in sequenced):
+            raise ExchangeUnavailable("Coinbase answered with a page that does not match the request")
         newest = max(
             [t.timestamp for t in parsed] + ([state.newest_ms] if state.newest_ms is not None else []),
             default=None,
@@ -348,11 +377,12 @@ class CoinbaseAdvanced:
         return TradePage(trades, CoinbaseCursor(lower), True)
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
-        """Closed 1m candles with open time in ``[start_ms, end_ms]``, 350 a call."""
+        """Closed 1m candles with open time in ``[start_ms, end_ms]``, 350 a call; covered only
+        as far as the answers evidence (module docstring)."""
         market = (await self.markets())[symbol]
-        last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
+        last_closed_open = ((self._clock_ms() - CLOSE_MARGIN_MS) // MINUTE_MS) * MINUTE_MS - MINUTE_MS
         end_ms = min(end_ms, last_closed_open)
-        closes: dict[int, Decimal] = {}
+        closes: list[tuple[int, Decimal]] = []
         cursor = -(-start_ms // MINUTE_MS) * MINUTE_MS
         while cursor <= end_ms:
             window_end = min(end_ms, cursor + (MAX_CANDLES - 1) * MINUTE_MS)
@@ -366,11 +396,17 @@ class CoinbaseAdvanced:
                 self._ccxt.v3PublicGetBrokerageMarketProductsProductIdCandles, params, private=False
             )
             try:
-                for raw in answer.get("candles") or []:
-                    open_ms, close = parse_candle(raw)
-                    if start_ms <= open_ms <= end_ms:
-                        closes[open_ms] = close
+                page = sorted(parse_candle(raw) for raw in answer.get("candles") or [])
             except (KeyError, TypeError, ValueError, ArithmeticError):
                 raise ExchangeUnavailable("Coinbase sent a malformed candle") from None
+            if any(not cursor <= open_ms <= window_end for open_ms, _ in page):
+                raise ExchangeUnavailable("Coinbase answered with candles that do not match the request")
+            if not page or (closes and page[0][0] != cursor):
+                break  # nothing, or a gap, evidenced: ask again later rather than assume
+            closes.extend(page)
+            if page[-1][0] != window_end:
+                break
             cursor = window_end + MINUTE_MS
-        return Candles(sorted(closes.items()), start_ms, end_ms)
+        if not closes:
+            return Candles([], start_ms, start_ms - 1)  # an empty span: nothing covered
+        return Candles(closes, closes[0][0], closes[-1][0])

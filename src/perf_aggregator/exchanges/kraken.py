@@ -14,21 +14,33 @@ moves to the txid of the oldest trade of each page (that trade comes back once a
 is dropped) until a page holds the whole remaining ``count``. The next walk starts
 above the newest trade of the finished one. New trades land above the walk's
 bounds and never disturb it; the ledger's dedup absorbs any repeat, so the
-history is complete and nothing is doubled.
+history is complete and nothing is doubled. A page must answer its request:
+every trade no newer than the ``end`` trade, which is itself present (the proof
+that the page continues the previous one), and not the ``start`` trade (for a
+time ``start``, no older trade). A page that does not (a stale or cached answer,
+which would end the walk early and lose the trades below it) is refused as a
+transient failure and asked again.
 
-**Rate limits.** Private calls are paced on a local model of Kraken's per-key call
-counter (Starter tier, the most restrictive: at most 15, decaying by 0.33 per
-second; ``TradesHistory`` costs 2, other calls 1), public calls at about one per
-second. ``EAPI:Rate limit exceeded`` becomes :class:`RateLimited`.
+**Rate limits.** Kraken's call counter is per API key: at most 15 (Starter, the
+most restrictive tier, assumed unless told), decaying by 0.33 per second;
+``TradesHistory`` costs 2, other calls 1. That leaky bucket is a GCRA budget of the
+key (:mod:`perf_aggregator.exchanges.budget`, scoped by a digest of the key, never
+the key itself): a burst of the counter's maximum less a margin, refilled at the
+decay rate less the budget's headroom. Public calls share one budget per origin
+(the IP's), about one call per second. ``EAPI:Rate limit exceeded`` becomes
+:class:`RateLimited` and pauses the budget that was told.
 
 **Candles.** ``OHLC`` returns only the 720 most recent 1-minute candles: a trade
 older than 12 hours whose quote (or fee) currency is not USD cannot be priced and
-stays *unpriced*, as METRICS.md prescribes. Only closed candles are used.
+stays *unpriced*, as METRICS.md prescribes. Only candles the answer's ``last``
+marks as committed are used, and the span counted as fetched is what the answer
+evidences: up to ``last``, and from the start asked for only when the rows reach
+back to it or to Kraken's retention horizon (a stale answer starting later leaves
+the minutes before its first row to be asked again).
 
 **Key permissions.** Kraken has no endpoint listing a key's permissions:
-:meth:`KrakenSpot.validate` cannot tell whether the key may withdraw funds
-(:attr:`KrakenSpot.withdrawal_permission_detectable` is ``False``); the service
-should tell the user so rather than refuse the key.
+:meth:`KrakenSpot.validate` cannot tell whether the key may withdraw funds; the
+connector's :attr:`KrakenSpot.warnings` says so to the user rather than refuse the key.
 
 **Nonces** are microseconds, strictly increasing across every connector of the
 process (one key may back several sessions).
@@ -36,7 +48,7 @@ process (one key may back several sessions).
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import re
 import threading
 import time
@@ -50,6 +62,7 @@ from ccxt.base import errors as ccxt_errors
 
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Candles, Market, TradePage
+from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
     CredentialsRejected,
@@ -65,11 +78,14 @@ ALL_PAIRS = "*"
 """The pseudo-symbol under which every pair's trades are read."""
 PAGE_SIZE = 50
 MINUTE_MS = 60_000
+OHLC_KEPT = 720
+"""How many of the most recent 1m candles ``OHLC`` serves."""
 COUNTER_MAX = 15.0
 COUNTER_DECAY_PER_S = 0.33
 COUNTER_MARGIN = 1.0
-PUBLIC_INTERVAL_S = 1.0
+PUBLIC_PER_SECOND = 1.0
 CALL_COSTS = {"TradesHistory": 2.0, "Ledgers": 2.0}
+KEY_PERMISSIONS_WARNING = "Kraken does not report key permissions: make sure this key cannot withdraw."
 
 ASSET_CODES: Mapping[str, str] = {
     # Kraken's X/Z-prefixed legacy asset codes and renamed altnames, as ccxt unifies them.
@@ -217,6 +233,20 @@ class _Nonces:
 NONCES = _Nonces()
 
 
+@dataclass(frozen=True, slots=True)
+class PairList:
+    """One ``AssetPairs`` read: markets by unified symbol, and by pair id or altname."""
+
+    markets: dict[str, Market]
+    by_name: dict[str, Market]
+
+
+PAIR_LISTS: dict[str, PairList] = {}
+"""The last ``AssetPairs`` read of each origin, shared by every connector of the process:
+public calls are paced per IP, so sessions must not each wait for a read of their own. A
+trade in a pair missing from it reads the list again."""
+
+
 class _Kraken(ccxt_async.kraken):  # type: ignore[misc]
     """ccxt's Kraken with the process-wide nonce."""
 
@@ -224,41 +254,10 @@ class _Kraken(ccxt_async.kraken):  # type: ignore[misc]
         return NONCES.next()
 
 
-class _CallCounter:
-    """A local model of Kraken's per-key call counter, used to pace private calls."""
-
-    def __init__(self, maximum: float, decay_per_s: float) -> None:
-        self.maximum = maximum
-        self.decay_per_s = decay_per_s
-        self.value = 0.0
-        self.at = time.monotonic()
-
-    def _decay(self) -> None:
-        now = time.monotonic()
-        self.value = max(0.0, self.value - (now - self.at) * self.decay_per_s)
-        self.at = now
-
-    def wait_s(self, cost: float) -> float:
-        """Seconds to wait before a call of ``cost`` keeps the counter under its maximum."""
-        self._decay()
-        return max(0.0, (self.value + cost - self.maximum) / self.decay_per_s)
-
-    def add(self, cost: float) -> None:
-        self._decay()
-        self.value += cost
-
-    def saturate(self) -> None:
-        """The exchange said the counter is full."""
-        self._decay()
-        self.value = self.maximum
-
-
 class KrakenSpot:
     """Kraken spot connector; without credentials it serves public market data only."""
 
     exchange_id = "kraken"
-    withdrawal_permission_detectable = False
-    """Kraken exposes no key permissions: a key allowed to withdraw cannot be detected."""
 
     def __init__(
         self,
@@ -267,9 +266,10 @@ class KrakenSpot:
         clock_ms: Clock = now_ms,
         counter_max: float = COUNTER_MAX,
         counter_decay_per_s: float = COUNTER_DECAY_PER_S,
-        public_interval_s: float = PUBLIC_INTERVAL_S,
     ) -> None:
-        config: dict[str, Any] = {"enableRateLimit": False}  # paced here, see _CallCounter
+        """``counter_max`` and ``counter_decay_per_s``: the key's tier (Starter unless told);
+        the first connector of a key sets its budget."""
+        config: dict[str, Any] = {"enableRateLimit": False}  # paced by the budgets
         if credentials is not None:
             config["apiKey"] = credentials.api_key
             config["secret"] = credentials.api_secret
@@ -278,40 +278,44 @@ class KrakenSpot:
             override_ccxt_urls(self._ccxt, origin_override)
         self.data_source = origin_of(self._ccxt.urls["api"]["public"])
         self._clock_ms = clock_ms
-        self._counter = _CallCounter(counter_max - COUNTER_MARGIN, counter_decay_per_s)
-        self._public_interval_s = public_interval_s
-        self._next_public = 0.0
-        self._pace = asyncio.Lock()
-        self._markets: dict[str, Market] | None = None
-        self._by_name: dict[str, Market] = {}
+        self.warnings: tuple[str, ...] = (KEY_PERMISSIONS_WARNING,) if credentials is not None else ()
+        """What the user should know about this key that the exchange cannot check."""
+        self._public = budget_for(f"{self.data_source} public", PUBLIC_PER_SECOND, window_s=1)
+        key_tag = hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16] if credentials else "none"
+        self._private = budget_for(
+            f"{self.data_source} private {key_tag}",
+            counter_decay_per_s,
+            window_s=1,
+            burst=counter_max - COUNTER_MARGIN,
+        )
 
     async def close(self) -> None:
         """Close ccxt's HTTP session."""
         await self._ccxt.close()
 
-    async def _private(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def _private_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         cost = CALL_COSTS.get(method, 1.0)
-        async with self._pace:
-            await asyncio.sleep(self._counter.wait_s(cost))
-            self._counter.add(cost)
-        return await self._call(getattr(self._ccxt, f"privatePost{method}"), params)
+        return await self._call(getattr(self._ccxt, f"privatePost{method}"), params, self._private, cost)
 
-    async def _public(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        async with self._pace:
-            wait = self._next_public - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._next_public = time.monotonic() + self._public_interval_s
-        return await self._call(getattr(self._ccxt, f"publicGet{method}"), params)
+    async def _public_call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(getattr(self._ccxt, f"publicGet{method}"), params, self._public, 1.0)
 
     async def _call(
-        self, method: Callable[[dict[str, Any]], Awaitable[Any]], params: dict[str, Any]
+        self,
+        method: Callable[[dict[str, Any]], Awaitable[Any]],
+        params: dict[str, Any],
+        budget: RequestBudget,
+        cost: float,
     ) -> dict[str, Any]:
-        """Run one ccxt raw-API call; return its ``result``, translating failures into our errors."""
+        """Run one ccxt raw-API call within ``budget``; return its ``result``, translating failures."""
+        await budget.spend(cost)
         try:
             answer = await method(params)
         except ccxt_errors.BaseError as exc:
-            raise self._classify(exc) from None
+            error = self._classify(exc)
+            if isinstance(error, RateLimited):
+                budget.penalize(error.retry_after_s)
+            raise error from None
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict):
             raise ExchangeUnavailable("Kraken sent a malformed answer")
@@ -326,11 +330,8 @@ class KrakenSpot:
         if errors & RATE_LIMIT_ERRORS or isinstance(
             exc, ccxt_errors.DDoSProtection | ccxt_errors.RateLimitExceeded
         ):
-            self._counter.saturate()
             lockout = "EGeneral:Temporary lockout" in errors
-            return RateLimited(
-                "Kraken asked to slow down", 900.0 if lockout else 2 / self._counter.decay_per_s
-            )
+            return RateLimited("Kraken asked to slow down", 900.0 if lockout else self._refill_s)
         # Kraken's own answers always name an error; a failure naming none is the transport's
         # (a dropped connection, a cut body): ccxt reports those as a bare ExchangeError.
         if (
@@ -341,39 +342,45 @@ class KrakenSpot:
             return ExchangeUnavailable("Kraken could not be reached or failed transiently")
         return ExchangeRequestError(f"Kraken rejected a request ({sorted(errors)[0]})")
 
+    @property
+    def _refill_s(self) -> float:
+        """Seconds for the key's counter to make room for the costliest call."""
+        return max(CALL_COSTS.values()) * self._private.window_s / self._private.limit
+
     async def validate(self) -> None:
-        """One authenticated read (``Balance``). Withdrawal permission cannot be checked on Kraken."""
-        await self._private("Balance", {})
+        """One authenticated read (``Balance``). Withdrawal permission cannot be checked on Kraken
+        (see :attr:`warnings`)."""
+        await self._private_call("Balance", {})
 
     async def markets(self) -> dict[str, Market]:
-        """Spot pairs from ``AssetPairs`` by unified symbol (cached after the first call)."""
-        if self._markets is None:
-            raw = await self._public("AssetPairs", {})
-            markets: dict[str, Market] = {}
-            by_name: dict[str, Market] = {}
-            for pair_id, entry in raw.items():
-                if not isinstance(entry, dict) or ".d" in pair_id:
-                    continue  # ".d" pairs are Kraken's dark pools, with their own history
-                market = parse_market(pair_id, entry)
-                markets.setdefault(market.symbol, market)
-                by_name[pair_id] = market
-                if entry.get("altname"):
-                    by_name[str(entry["altname"])] = market
-            self._markets = markets
-            self._by_name = by_name
-        return self._markets
+        """Spot pairs from ``AssetPairs`` by unified symbol (the origin's last read: :data:`PAIR_LISTS`)."""
+        pairs = PAIR_LISTS.get(self.data_source) or await self._read_pairs()
+        return pairs.markets
+
+    async def _read_pairs(self) -> PairList:
+        raw = await self._public_call("AssetPairs", {})
+        markets: dict[str, Market] = {}
+        by_name: dict[str, Market] = {}
+        for pair_id, entry in raw.items():
+            if not isinstance(entry, dict) or ".d" in pair_id:
+                continue  # ".d" pairs are Kraken's dark pools, with their own history
+            market = parse_market(pair_id, entry)
+            markets.setdefault(market.symbol, market)
+            by_name[pair_id] = market
+            if entry.get("altname"):
+                by_name[str(entry["altname"])] = market
+        pairs = PAIR_LISTS[self.data_source] = PairList(markets, by_name)
+        return pairs
 
     async def discover_symbols(self, hints: Sequence[str]) -> list[str]:
         """The pseudo-symbol :data:`ALL_PAIRS`: one ``TradesHistory`` walk covers every pair."""
         return [ALL_PAIRS]
 
     async def _market_of(self, pair: str) -> Market:
-        await self.markets()
-        market = self._by_name.get(pair)
-        if market is None:
-            self._markets = None  # a pair listed since the last read
-            await self.markets()
-            market = self._by_name.get(pair)
+        pairs = PAIR_LISTS.get(self.data_source) or await self._read_pairs()
+        market = pairs.by_name.get(pair)
+        if market is None:  # a pair listed since the last read
+            market = (await self._read_pairs()).by_name.get(pair)
         if market is None:
             raise ExchangeRequestError("Kraken reported a trade in a pair it does not list")
         return market
@@ -384,20 +391,31 @@ class KrakenSpot:
             raise ExchangeRequestError("Kraken's trades are read for all pairs at once")
         state = cursor if isinstance(cursor, KrakenCursor) else KrakenCursor()
         params: dict[str, Any] = {"type": "all"}
-        params["start"] = state.start if state.start is not None else str(since_ms // 1000 - 1)
+        start_s = since_ms // 1000 - 1
+        params["start"] = state.start if state.start is not None else str(start_s)
         if state.end is not None:
             params["end"] = state.end
-        result = await self._private("TradesHistory", params)
+        result = await self._private_call("TradesHistory", params)
         entries = result.get("trades") or {}
-        if not isinstance(entries, dict):
-            raise ExchangeUnavailable("Kraken sent a malformed answer")
-        count = int(result.get("count", 0))
-        ordered = sorted(entries.items(), key=lambda item: time_ms(item[1]["time"]), reverse=True)
+        try:
+            if not isinstance(entries, dict):
+                raise TypeError("trades is not an object")
+            count = int(result.get("count", 0))
+            ordered = sorted(entries.items(), key=lambda item: time_ms(item[1]["time"]), reverse=True)
+            times = [time_ms(raw["time"]) for _, raw in ordered]
+            answers = _answers_walk(state, start_s * 1000, entries, times)
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            raise ExchangeUnavailable("Kraken sent a malformed answer") from None
+        if not answers:
+            raise ExchangeUnavailable("Kraken answered with a page that does not match the request")
         trades = []
         for txid, raw in ordered:
             if txid == state.end:
                 continue
-            trade = parse_trade(txid, raw, await self._market_of(str(raw["pair"])))
+            try:
+                trade = parse_trade(txid, raw, await self._market_of(str(raw["pair"])))
+            except (KeyError, TypeError, ValueError, ArithmeticError):
+                raise ExchangeUnavailable("Kraken sent a malformed trade") from None
             if trade.timestamp >= since_ms:
                 trades.append(trade)
         top = state.top or (ordered[0][0] if ordered else None)
@@ -408,19 +426,40 @@ class KrakenSpot:
         return TradePage(trades, KrakenCursor(start=state.start, end=oldest, top=top), False)
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
-        """Closed 1m candles with open time in ``[start_ms, end_ms]`` (Kraken keeps the last 720)."""
+        """Committed 1m candles from ``start_ms`` on, and as far as the answer vouches for (module
+        docstring): Kraken keeps only the last 720, so the span may reach past ``end_ms``."""
         market = (await self.markets())[symbol]
         last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
-        end_ms = min(end_ms, last_closed_open)
-        closes: list[tuple[int, Decimal]] = []
-        if start_ms <= end_ms:
-            since_s = start_ms // 1000 - 60  # ``since`` is exclusive
-            result = await self._public("OHLC", {"pair": market.id, "interval": 1, "since": since_s})
-            rows = result.get(market.id) or next(
-                (v for k, v in result.items() if k != "last" and isinstance(v, list)), []
-            )
-            for row in rows:
-                open_ms, close = parse_ohlc(row)
-                if start_ms <= open_ms <= end_ms:
-                    closes.append((open_ms, close))
-        return Candles(closes, start_ms, end_ms)
+        if start_ms > min(end_ms, last_closed_open):
+            return Candles([], start_ms, start_ms - 1)
+        since_s = start_ms // 1000 - 60  # ``since`` is exclusive
+        result = await self._public_call("OHLC", {"pair": market.id, "interval": 1, "since": since_s})
+        rows = result.get(market.id) or next(
+            (v for k, v in result.items() if k != "last" and isinstance(v, list)), []
+        )
+        try:
+            closes = sorted(parse_ohlc(row) for row in rows)
+            last_ms = int(result["last"]) * 1000
+        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+            raise ExchangeUnavailable("Kraken sent a malformed candle") from None
+        if any(open_ms <= since_s * 1000 for open_ms, _ in closes):
+            raise ExchangeUnavailable("Kraken answered with candles that do not match the request")
+        if not closes:
+            return Candles([], start_ms, start_ms - 1)  # nothing evidenced: nothing covered
+        # The oldest row Kraken still serves opens 718 minutes before ``last`` (720 rows, the
+        # newest still open); a minute of slack. Minutes before it are gone for good.
+        horizon_ms = last_ms - (OHLC_KEPT - 3) * MINUTE_MS
+        first = closes[0][0]
+        covered_from = start_ms if first <= max(start_ms, horizon_ms) else first
+        return Candles([c for c in closes if c[0] <= last_ms], covered_from, last_ms)
+
+
+def _answers_walk(state: KrakenCursor, start_ms: int, entries: dict[str, Any], times: list[int]) -> bool:
+    """Whether a ``TradesHistory`` page can answer the walk's request: the ``end`` trade is there
+    and nothing is newer, the ``start`` trade is not, and nothing is older than a time ``start``."""
+    if state.end is not None:
+        if state.end not in entries or max(times) > time_ms(entries[state.end]["time"]):
+            return False
+    if state.start is not None:
+        return state.start not in entries
+    return all(t >= start_ms for t in times)

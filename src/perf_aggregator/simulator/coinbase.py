@@ -11,12 +11,18 @@ worth one USD there); fills come from :func:`generate_account` and are rendered
 in Coinbase's shape: UUID ids, commission in the quote currency (0.4 % maker,
 0.6 % taker), some taker buys sized in quote (``size_in_quote``).
 
+Faults (errors, resets, timeouts, malformed bodies, stale or duplicated pages,
+latency) come from wrapping the app in :class:`~perf_aggregator.simulator.faults.FaultInjector`;
+clock skew from the simulator's clocks.
+
 Known deviations: the JWT ``uri`` claim is accepted with the host as ccxt signs
 it for a plain-HTTP base URL (``GET http://127.0.0.1:PORT/api/...``) as well as
 ``GET 127.0.0.1:PORT/api/...``; ``iss`` may be ``cdp`` or ``coinbase-cloud``
-(ccxt's value); rate limits and JWT ``nbf``/``exp`` are checked on the wall clock
-(rate limits in a sliding one-second window): the injectable ``now_ms`` decides
-which fills and candles exist, so tests can move it freely; the v2 endpoints are
+(ccxt's value); JWT ``nbf``/``exp`` are checked, without leeway, on ``wall_ms``
+(the exchange's wall clock, which the time endpoints report: skew it to simulate
+clock drift) and rate limits on the monotonic clock, in a sliding one-second
+window: the injectable ``now_ms`` decides which fills and candles exist, so tests
+can move it freely; the v2 endpoints are
 served as far as ccxt's ``load_markets``/``fetch_balance`` need them; an account's
 fills are deterministic in its seed but its key (name and EC P-256 PEM) is random,
 so two accounts never share a key; the fills cursor is an offset into the
@@ -26,11 +32,9 @@ fills, never skip one).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import random
 import time
 import uuid
 from bisect import bisect_right
@@ -49,7 +53,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.types import Receive, Scope, Send
 
 from perf_aggregator.simulator.accounts import RawTrade, generate_account
 from perf_aggregator.simulator.market import DAY_MS, MARKETS, MINUTE_MS, PriceModel
@@ -221,28 +224,6 @@ def render_fill(raw: RawTrade, product: Product, seed: int, user_id: str, portfo
     }
 
 
-@dataclass
-class Faults:
-    """Fault injection, all off by default; rates are probabilities per request."""
-
-    error_rate: float = 0.0
-    """Answer 500/503 with Coinbase's error body."""
-    timeout_rate: float = 0.0
-    """Hold the request for ``timeout_s`` before answering (clients time out first)."""
-    timeout_s: float = 30.0
-    reset_rate: float = 0.0
-    """Announce a body and close the connection before sending it all."""
-    latency_s: float = 0.0
-    malformed_rate: float = 0.0
-    """Answer 200 with a body that is not JSON."""
-    page_overlap: int = 0
-    """Each fills page's cursor points this many fills back (the next page repeats them)."""
-    duplicate_page_rate: float = 0.0
-    """Answer a fills page with its own cursor again (the client reads the same page twice)."""
-    clock_skew_ms: int = 0
-    """Added to the wall clock when checking JWT ``nbf``/``exp``."""
-
-
 class _SlidingWindow:
     """At most ``limit`` requests per client in any one-second window (wall clock)."""
 
@@ -262,7 +243,11 @@ class _SlidingWindow:
 
 
 class SimulatedCoinbase:
-    """The simulated exchange's state: prices, accounts by key name, limits, faults and clock."""
+    """The simulated exchange's state: prices, accounts by key name, limits and clocks.
+
+    ``now_ms`` decides which fills and candles exist; ``wall_ms`` is the clock JWTs are
+    checked on (ccxt signs on the wall clock).
+    """
 
     def __init__(
         self,
@@ -271,15 +256,20 @@ class SimulatedCoinbase:
         private_per_second: int = PRIVATE_PER_SECOND,
         public_per_second: int = PUBLIC_PER_SECOND,
         now_ms: Callable[[], int] = wall_clock_ms,
+        wall_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.seed = seed
         self.prices = PriceModel(seed)
         self.now_ms = now_ms
+        self.wall_ms = wall_ms
         self.private_limiter = _SlidingWindow(private_per_second)
         self.public_limiter = _SlidingWindow(public_per_second)
         self.accounts: dict[str, CoinbaseAccount] = {}
-        self.faults = Faults()
-        self.rng = random.Random(seed)  # noqa: S311 - fault injection, not secrets
+
+    def add_account(self, account: CoinbaseAccount) -> CoinbaseAccount:
+        """Register ``account`` under its key name (e.g. the same account on two simulators)."""
+        self.accounts[account.key_name] = account
+        return account
 
     def by_key_id(self, key_id: str) -> CoinbaseAccount | None:
         return next((a for a in self.accounts.values() if a.key_id == key_id), None)
@@ -351,8 +341,7 @@ class SimulatedCoinbase:
             trade_ms=[parse_rfc3339_ms(f["trade_time"]) for f in fills],
             sequence_ms=[parse_rfc3339_ms(f["sequence_timestamp"]) for f in fills],
         )
-        self.accounts[account.key_name] = account
-        return account
+        return self.add_account(account)
 
 
 # -- JWT ----------------------------------------------------------------------
@@ -394,7 +383,7 @@ def verify_jwt(sim: SimulatedCoinbase, request: Request) -> CoinbaseAccount:
     nbf, exp = claims.get("nbf"), claims.get("exp")
     if not isinstance(nbf, int) or not isinstance(exp, int) or not 0 < exp - nbf <= JWT_LIFETIME_S:
         raise unauthorized()
-    now_s = (wall_clock_ms() + sim.faults.clock_skew_ms) // 1000  # ccxt signs on the wall clock
+    now_s = sim.wall_ms() // 1000
     if now_s < nbf or now_s >= exp:
         raise unauthorized()
     host = request.headers.get("host", "")
@@ -508,7 +497,7 @@ def _candles(sim: SimulatedCoinbase, request: Request, product_id: str) -> dict[
 
 
 def _time(sim: SimulatedCoinbase) -> dict[str, Any]:
-    now = sim.now_ms()
+    now = sim.wall_ms()  # the clock JWTs are checked on, which a client may sync to
     return {
         "iso": rfc3339_us(now)[:19] + "Z",
         "epochSeconds": str(now // 1000),
@@ -552,13 +541,7 @@ def _fills(sim: SimulatedCoinbase, request: Request, account: CoinbaseAccount) -
         positions.sort(key=lambda p: (account.fills[p]["sequence_timestamp"], p), reverse=True)
     page = positions[offset : offset + limit]
     following = offset + len(page)
-    cursor = ""
-    if following < len(positions):
-        if sim.faults.duplicate_page_rate and sim.rng.random() < sim.faults.duplicate_page_rate:
-            following = offset
-        else:
-            following = max(offset + 1, following - sim.faults.page_overlap)
-        cursor = str(following)
+    cursor = str(following) if following < len(positions) else ""
     return {"fills": [account.fills[p] for p in page], "cursor": cursor}
 
 
@@ -688,20 +671,6 @@ def _v2_exchange_rates(sim: SimulatedCoinbase) -> dict[str, Any]:
 # -- app --------------------------------------------------------------------------
 
 
-class _Truncated(Response):
-    """Announces a JSON body and sends only its start: the connection dies mid-answer."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b'{"fills": [', "more_body": False})
-
-
 class AccountRequest(BaseModel):
     """Body of ``POST /_simulator/accounts``; times in epoch milliseconds."""
 
@@ -723,9 +692,6 @@ def create_coinbase_app(sim: SimulatedCoinbase) -> FastAPI:
 
     def route(path: str, handler: Handler, *, private: bool) -> None:
         async def handle(request: Request) -> Response:
-            faults = sim.faults
-            if faults.latency_s:
-                await asyncio.sleep(faults.latency_s)
             try:
                 if private:
                     account = verify_jwt(sim, request)
@@ -736,19 +702,6 @@ def create_coinbase_app(sim: SimulatedCoinbase) -> FastAPI:
                     ip = request.client.host if request.client else "unknown"
                     if not sim.public_limiter.allow(ip):
                         raise CoinbaseError(429, "RATE_LIMIT_EXCEEDED", "Too many requests")
-                draw = sim.rng.random()
-                if draw < faults.error_rate:
-                    raise CoinbaseError(503, "UNAVAILABLE", "service unavailable")
-                draw -= faults.error_rate
-                if draw < faults.timeout_rate:
-                    await asyncio.sleep(faults.timeout_s)
-                    raise CoinbaseError(504, "DEADLINE_EXCEEDED", "deadline exceeded")
-                draw -= faults.timeout_rate
-                if draw < faults.reset_rate:
-                    return _Truncated()
-                draw -= faults.reset_rate
-                if draw < faults.malformed_rate:
-                    return Response("<html><body>502 Bad Gateway</body></html", media_type="application/json")
                 return JSONResponse(handler(request, account))
             except CoinbaseError as error:
                 return JSONResponse(error.body(), status_code=error.status)
@@ -785,7 +738,7 @@ def create_coinbase_app(sim: SimulatedCoinbase) -> FastAPI:
     route("/v2/exchange-rates", lambda r, a: _v2_exchange_rates(sim), private=False)
     route(
         "/v2/time",
-        lambda r, a: {"data": {"epoch": sim.now_ms() // 1000, "iso": _time(sim)["iso"]}},
+        lambda r, a: {"data": {"epoch": sim.wall_ms() // 1000, "iso": _time(sim)["iso"]}},
         private=False,
     )
     route("/v2/accounts", lambda r, a: _v2_accounts(need(a)), private=True)

@@ -6,11 +6,23 @@ an HTTP 5xx, a connection reset mid-answer, a timeout (held, then reset), a
 truncated body, a stale answer (the previous answer to the same request, as a
 misbehaving cache or an overlapping page would give), or a normal answer; every
 request may also be delayed. Clock skew is the simulator's own ``now_ms``.
+
+A stale answer replays the last successful (2xx) answer to the same caller, path and
+market, whatever the rest of the request, as a lagging cache or replica would: for
+paged listings that is a duplicated page (the previous page again, with its own
+cursor) or an older, overlapping one (an earlier page, or the same listing as it stood
+before newer entries arrived). Error answers are not replayed: a replica serves old
+data, not old refusals. The caller is the API key header (Binance ``X-MBX-APIKEY``,
+Kraken ``API-Key``) or, for a bearer JWT (Coinbase, fresh for every request), the
+token's ``sub`` claim: the key name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_simulator/"
-_CALLER_HEADERS = frozenset({b"x-mbx-apikey", b"api-key", b"authorization"})
+_KEY_HEADERS = frozenset({b"x-mbx-apikey", b"api-key"})
 
 
 @dataclass
@@ -86,7 +98,8 @@ class FaultInjector:
 
             await self.app(scope, receive, capture)
             body = b"".join(chunks)
-            self._last[key] = (starts, body)
+            if starts and 200 <= starts[0]["status"] < 300:
+                self._last[key] = (starts, body)
             for message in starts:
                 await send(message)
             if fault in ("reset", "timeout"):
@@ -121,9 +134,23 @@ class FaultInjector:
         # fool a cursor. Never another account's answer.
         query = scope.get("query_string", b"").decode("latin-1")
         market = sorted(p for p in query.split("&") if p.startswith(("symbol=", "pair=", "product_id")))
-        caller = b"".join(v for k, v in scope.get("headers", []) if k in _CALLER_HEADERS)
         path: str = scope["path"]
-        return caller.decode("latin-1") + " " + path + "?" + "&".join(market)
+        return _caller(scope.get("headers", [])) + " " + path + "?" + "&".join(market)
+
+
+def _caller(headers: list[tuple[bytes, bytes]]) -> str:
+    """Who sends the request: the API key header, or the ``sub`` of a bearer JWT."""
+    keys = b"".join(v for k, v in headers if k in _KEY_HEADERS)
+    if keys:
+        return keys.decode("latin-1")
+    authorization = b"".join(v for k, v in headers if k == b"authorization").decode("latin-1")
+    token = authorization.removeprefix("Bearer ").strip()
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return str(claims["sub"])
+    except (IndexError, KeyError, TypeError, ValueError, binascii.Error):
+        return authorization
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:

@@ -11,6 +11,9 @@ increasing per key) and its per-key call counter with decay, so that ccxt's own
 
 Prices come from :class:`PriceModel` (``XBT/USD`` is the ``BTCUSDT`` path, ``XBT/EUR``
 that path at a fixed 0.92 EUR per USD), rounded to each pair's ``pair_decimals``.
+Faults (errors, resets, timeouts, malformed bodies, stale or overlapping pages,
+latency) come from wrapping the app in :class:`~perf_aggregator.simulator.faults.FaultInjector`;
+clock skew from the injectable ``now_ms`` (the exchange's clock).
 
 Known deviations from the real Kraken: API keys are 56 alphanumeric characters
 (Kraken's contain ``+`` and ``/``; these would not fit the admin route's path);
@@ -22,7 +25,6 @@ are accepted and ignored.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -30,7 +32,7 @@ import random
 import secrets
 import string
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -40,7 +42,6 @@ import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from perf_aggregator.simulator.market import DAY_MS, MINUTE_MS, PriceModel, seeded_rng
 
@@ -362,26 +363,6 @@ def _balances(fills: Sequence[KrakenTrade], rng: random.Random) -> dict[str, Dec
     return balances
 
 
-@dataclass
-class KrakenFaults:
-    """Fault injection, all off by default; rates are probabilities per request."""
-
-    error_rate_5xx: float = 0.0
-    timeout_rate: float = 0.0
-    timeout_s: float = 30.0
-    """How long a "timed out" request hangs before it is answered with a 504."""
-    reset_rate: float = 0.0
-    """Connections dropped after the response headers (the client sees a broken response)."""
-    latency_s: float = 0.0
-    malformed_rate: float = 0.0
-    """Answers cut in the middle of the JSON document."""
-    overlap_rate: float = 0.0
-    """``TradesHistory`` pages shifted a few trades towards the newer end (overlapping pages)."""
-    clock_skew_ms: int = 0
-    """Added to the time ``/0/public/Time`` reports."""
-    seed: int = 0
-
-
 class SimulatedKraken:
     """The simulated exchange's state: prices, accounts by API key, call counters and clock."""
 
@@ -391,15 +372,12 @@ class SimulatedKraken:
         *,
         tier: str = "starter",
         now_ms: Callable[[], int] = wall_clock_ms,
-        faults: KrakenFaults | None = None,
     ) -> None:
         self.seed = seed
         self.prices = PriceModel(seed)
         self.now_ms = now_ms
         self.max_counter, self.decay_per_s = TIERS[tier]
-        self.faults = faults or KrakenFaults()
         self.accounts: dict[str, KrakenAccount] = {}
-        self.fault_rng = random.Random(self.faults.seed)  # noqa: S311 - simulated faults
 
     def add_account(self, account: KrakenAccount) -> KrakenAccount:
         """Register ``account`` under its API key."""
@@ -432,10 +410,6 @@ class SimulatedKraken:
             return False
         account.counter += cost
         return True
-
-    def chance(self, rate: float) -> bool:
-        """Whether a fault of probability ``rate`` strikes this request."""
-        return rate > 0 and self.fault_rng.random() < rate
 
 
 class KrakenError(Exception):
@@ -470,8 +444,7 @@ def _integer(value: str | None, name: str) -> int | None:
 
 
 def _time(sim: SimulatedKraken, params: dict[str, str]) -> Any:
-    now = sim.now_ms() + sim.faults.clock_skew_ms
-    seconds = now // 1000
+    seconds = sim.now_ms() // 1000
     stamp = time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(seconds))
     return {"unixtime": seconds, "rfc1123": stamp}
 
@@ -590,13 +563,6 @@ def _trades_history(sim: SimulatedKraken, account: KrakenAccount, params: dict[s
     now_us = sim.now_ms() * 1000
     start = _bound(account, params.get("start"))  # exclusive
     end = _bound(account, params.get("end"))  # inclusive
-    if sim.chance(sim.faults.overlap_rate):
-        # An overlapping page: the window slides a few trades towards the newer end.
-        shift = sim.fault_rng.randrange(1, 10)
-        if ofs:
-            ofs = max(0, ofs - shift)
-        elif end is not None and end[0] >= 0:
-            end = (end[0] + shift, end[1])
     selected: list[KrakenTrade] = []
     for index, trade in enumerate(account.trades):
         if trade.time_us > now_us:
@@ -652,47 +618,6 @@ def _authenticate(
     return account
 
 
-async def _faulty(sim: SimulatedKraken, answer: Callable[[], Awaitable[Response]]) -> Response:
-    faults = sim.faults
-    if faults.latency_s:
-        await asyncio.sleep(faults.latency_s)
-    if sim.chance(faults.timeout_rate):
-        await asyncio.sleep(faults.timeout_s)
-        return Response("upstream timed out", status_code=504)
-    if sim.chance(faults.error_rate_5xx):
-        return Response("<html><body>Service Unavailable</body></html>", status_code=503)
-    response = await answer()
-    if sim.chance(faults.malformed_rate):
-        body = bytes(response.body)
-        return Response(body[: max(1, len(body) // 2)], media_type="application/json")
-    if sim.chance(faults.reset_rate):
-        raise _ResetConnection
-    return response
-
-
-class _ResetConnection(Exception):
-    """Raised to drop the connection after the response headers."""
-
-
-class _ResetMiddleware:
-    """Turns :class:`_ResetConnection` into a response cut after its headers."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await self.app(scope, receive, send)
-        except _ResetConnection:
-            start: Message = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1000")],
-            }
-            await send(start)
-            await send({"type": "http.response.body", "body": b'{"error":[],', "more_body": False})
-
-
 class AccountRequest(BaseModel):
     """Body of ``POST /_simulator/accounts``; times in epoch milliseconds."""
 
@@ -713,33 +638,25 @@ def create_kraken_app(sim: SimulatedKraken) -> FastAPI:
         if handler is None:
             return JSONResponse({"error": ["EGeneral:Unknown method"], "result": {}})
         params = dict(request.query_params)
-
-        async def answer() -> Response:
-            try:
-                return JSONResponse(_answer(handler(sim, params)))
-            except KrakenError as error:
-                return JSONResponse({"error": [error.message], "result": {}})
-
-        return await _faulty(sim, answer)
+        try:
+            return JSONResponse(_answer(handler(sim, params)))
+        except KrakenError as error:
+            return JSONResponse({"error": [error.message], "result": {}})
 
     @app.post("/0/private/{method}")
     async def private(method: str, request: Request) -> Response:
         body = await request.body()
         params = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
-
-        async def answer() -> Response:
-            try:
-                handler = _PRIVATE.get(method)
-                if handler is None:
-                    raise KrakenError("EGeneral:Unknown method")
-                account = _authenticate(sim, request, body, params)
-                if not sim.charge(account, _COSTS.get(method, 1.0)):
-                    raise KrakenError("EAPI:Rate limit exceeded")
-                return JSONResponse(_answer(handler(sim, account, params)))
-            except KrakenError as error:
-                return JSONResponse({"error": [error.message], "result": {}})
-
-        return await _faulty(sim, answer)
+        try:
+            handler = _PRIVATE.get(method)
+            if handler is None:
+                raise KrakenError("EGeneral:Unknown method")
+            account = _authenticate(sim, request, body, params)
+            if not sim.charge(account, _COSTS.get(method, 1.0)):
+                raise KrakenError("EAPI:Rate limit exceeded")
+            return JSONResponse(_answer(handler(sim, account, params)))
+        except KrakenError as error:
+            return JSONResponse({"error": [error.message], "result": {}})
 
     @app.post("/_simulator/accounts")
     async def create_account(body: AccountRequest) -> dict[str, Any]:
@@ -761,5 +678,4 @@ def create_kraken_app(sim: SimulatedKraken) -> FastAPI:
             raise HTTPException(status_code=404, detail="unknown API key")
         return JSONResponse(account.raw_trades())
 
-    app.add_middleware(_ResetMiddleware)
     return app

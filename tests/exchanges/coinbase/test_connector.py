@@ -19,7 +19,13 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
 )
 from perf_aggregator.ledger.trades import Trade
-from perf_aggregator.simulator.coinbase import MINUTE_MS, Faults, SimulatedCoinbase, create_coinbase_app
+from perf_aggregator.simulator.coinbase import (
+    MINUTE_MS,
+    SimulatedCoinbase,
+    create_coinbase_app,
+    wall_clock_ms,
+)
+from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 HOUR_MS = 3_600_000
@@ -33,12 +39,27 @@ class Clock:
         return self.now
 
 
+Stack = tuple[SimulatedCoinbase, Clock, str, FaultInjector]
+
+
 @pytest.fixture(scope="module")
-def served() -> Iterator[tuple[SimulatedCoinbase, Clock, str]]:
+def stack() -> Iterator[Stack]:
+    """A simulator on a settable clock, served through a fault injector (no faults unless set)."""
     clock = Clock()
     sim = SimulatedCoinbase(seed=4, private_per_second=10_000, public_per_second=10_000, now_ms=clock)
-    with serve_in_thread(create_coinbase_app(sim)) as url:
-        yield sim, clock, url
+    injector = FaultInjector(create_coinbase_app(sim), FaultPlan())
+    with serve_in_thread(injector) as url:
+        yield sim, clock, url, injector
+
+
+@pytest.fixture(scope="module")
+def served(stack: Stack) -> tuple[SimulatedCoinbase, Clock, str]:
+    return stack[:3]
+
+
+@pytest.fixture(scope="module")
+def injector(stack: Stack) -> FaultInjector:
+    return stack[3]
 
 
 def credentials(key: str, secret: str) -> ExchangeCredentials:
@@ -46,11 +67,11 @@ def credentials(key: str, secret: str) -> ExchangeCredentials:
 
 
 @pytest.fixture
-def sim(served: tuple[SimulatedCoinbase, Clock, str]) -> Iterator[SimulatedCoinbase]:
+def sim(served: tuple[SimulatedCoinbase, Clock, str], injector: FaultInjector) -> Iterator[SimulatedCoinbase]:
     exchange, clock, _ = served
     clock.now = int(time.time() * 1000)
     yield exchange
-    exchange.faults = Faults()
+    injector.plan = FaultPlan()
     clock.now = int(time.time() * 1000)
 
 
@@ -106,6 +127,27 @@ async def test_validate_accepts_read_only_and_refuses_transfer_and_bad_keys(
     assert conn.data_source == url
 
 
+@pytest.mark.parametrize(
+    ("skew_ms", "measured"), [(-30_000, True), (-3_000, True), (60_000, False), (150_000, True)]
+)
+async def test_tokens_are_signed_on_coinbase_clock_after_one_refusal(
+    served: tuple[SimulatedCoinbase, Clock, str], sim: SimulatedCoinbase, skew_ms: int, measured: bool
+) -> None:
+    account = sim.create_account(5, 3)
+    sim.wall_ms = lambda: wall_clock_ms() + skew_ms  # Coinbase's clock is off ours
+    conn = CoinbaseAdvanced(credentials(account.key_name, account.private_key_pem), served[2])
+    try:
+        # Behind ours, Coinbase refuses a token as not yet valid; far ahead, as expired (2 min):
+        # the clock is measured and the call signed again. A little ahead, the token is valid.
+        await conn.validate()
+        await conn.validate()
+        offset = conn._ccxt.clock_offset_ms
+        assert abs(offset - skew_ms) < 1_000 if measured else offset == 0
+    finally:
+        sim.wall_ms = wall_clock_ms
+        await conn.close()
+
+
 async def test_history_is_complete_once_and_polling_picks_up_new_fills(
     connector: tuple[CoinbaseAdvanced, Any, Clock],
 ) -> None:
@@ -131,14 +173,30 @@ async def test_history_is_complete_once_and_polling_picks_up_new_fills(
         assert trade.fee_currency == trade.quote and trade.cost == trade.amount * trade.price
 
 
-async def test_overlapping_and_duplicated_pages_lose_nothing(
-    connector: tuple[CoinbaseAdvanced, Any, Clock], sim: SimulatedCoinbase
+async def test_duplicated_pages_lose_nothing_and_a_stale_sweep_start_is_refused(
+    connector: tuple[CoinbaseAdvanced, Any, Clock], injector: FaultInjector
 ) -> None:
-    conn, account, _ = connector
-    sim.faults.page_overlap = 7
-    sim.faults.duplicate_page_rate = 0.3
-    trades, _ = await sweep(conn, None, 0)
+    conn, account, clock = connector
+    injector.plan = FaultPlan(stale_rate=0.4, seed=3)  # the previous page again, with its cursor
+    trades: list[Trade] = []
+    cursor: object | None = None
+    for _ in range(40):
+        try:
+            page = await conn.fetch_trades(ALL_FILLS, cursor, 0)
+        except ExchangeUnavailable:
+            continue
+        trades.extend(page.trades)
+        cursor = page.cursor
+        if page.done:
+            break
     assert {t.id for t in trades} == {f["trade_id"] for f in account.fills}
+    assert injector.counts["stale"] > 0
+    # The next sweep starts 15 minutes below the newest fill; the last page of the backfill (the
+    # oldest fills) served again does not answer it, and must not end the sweep.
+    injector.plan = FaultPlan(stale_rate=1.0)
+    clock.now += 5 * MINUTE_MS
+    with pytest.raises(ExchangeUnavailable):
+        await conn.fetch_trades(ALL_FILLS, cursor, 0)
 
 
 async def test_candles_are_closed_only_and_match_the_simulator(
@@ -159,21 +217,35 @@ async def test_candles_are_closed_only_and_match_the_simulator(
 
 
 @pytest.mark.parametrize(
-    ("fault", "error"),
+    "plan",
     [
-        ("error_rate", ExchangeUnavailable),
-        ("malformed_rate", ExchangeUnavailable),
-        ("reset_rate", ExchangeUnavailable),
+        FaultPlan(server_error_rate=1.0),
+        FaultPlan(malformed_rate=1.0),
+        FaultPlan(reset_rate=1.0),
+        FaultPlan(timeout_rate=1.0, timeout_hold_s=0.1),
     ],
 )
 async def test_faults_are_classified(
-    connector: tuple[CoinbaseAdvanced, Any, Clock], sim: SimulatedCoinbase, fault: str, error: type[Exception]
+    connector: tuple[CoinbaseAdvanced, Any, Clock], injector: FaultInjector, plan: FaultPlan
 ) -> None:
     conn, _, _ = connector
-    setattr(sim.faults, fault, 1.0)
-    with pytest.raises(error) as raised:
+    await conn.markets()
+    injector.plan = plan
+    with pytest.raises(ExchangeUnavailable) as raised:
         await conn.fetch_trades(ALL_FILLS, None, 0)
     assert not isinstance(raised.value, RateLimited | CredentialsRejected)
+
+
+async def test_candles_from_another_request_are_refused_and_never_counted(
+    connector: tuple[CoinbaseAdvanced, Any, Clock], injector: FaultInjector
+) -> None:
+    conn, _, clock = connector
+    await conn.markets()
+    hour_ago = (clock.now // MINUTE_MS) * MINUTE_MS - HOUR_MS
+    await conn.fetch_candles("BTC/USDT", hour_ago - 20 * MINUTE_MS, hour_ago - 10 * MINUTE_MS)
+    injector.plan = FaultPlan(stale_rate=1.0)  # that answer again, for another window
+    with pytest.raises(ExchangeUnavailable):
+        await conn.fetch_candles("BTC/USDT", hour_ago, hour_ago + 10 * MINUTE_MS)
 
 
 async def test_rate_limit_is_classified_with_a_pause(served: tuple[SimulatedCoinbase, Clock, str]) -> None:
