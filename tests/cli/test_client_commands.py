@@ -14,11 +14,15 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from conftest import enclave_settings
+from conftest import closed_port_origin, enclave_settings
 from perf_aggregator.api.app import create_app
 from perf_aggregator.cli import app
+from perf_aggregator.cli.client import print_warnings
+from perf_aggregator.client import Registration
+from perf_aggregator.clock import now_ms
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
+from perf_aggregator.simulator.kraken import SimulatedKraken, create_kraken_app
 
 runner = CliRunner()
 
@@ -72,6 +76,7 @@ def test_register_read_summarise_verify_revoke(
     saved = json.loads(session_file.read_text())
     assert saved["enclave"] == enclave and saved["token"] and sessions(enclave) == 1
     assert keys["key"] not in registered.output and keys["secret"] not in registered.output
+    assert "warning:" not in registered.stderr  # Binance checks everything registration needs
 
     metrics = runner.invoke(app, ["metrics", *session])
     assert metrics.exit_code == 0 and '"session_id"' in metrics.output
@@ -97,6 +102,41 @@ def test_register_read_summarise_verify_revoke(
     assert revoked.exit_code == 0 and sessions(enclave) == 0
     after = runner.invoke(app, ["metrics", *session])
     assert after.exit_code == 2 and "401 unauthorized" in after.stderr
+
+
+def test_register_shows_the_enclaves_warnings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = SimulatedKraken(seed=25, tier="pro")
+    with serve_in_thread(create_kraken_app(sim)) as origin:
+        now = now_ms()
+        account = sim.create_account(73, 10, start_ms=now - 3_600_000, end_ms=now - 60_000)
+        monkeypatch.setenv("EXCHANGE_API_KEY", account.api_key)
+        monkeypatch.setenv("EXCHANGE_API_SECRET", account.api_secret)
+        urls = {"kraken": origin}
+        settings = enclave_settings(tmp_path / "data", closed_port_origin(), exchange_urls=urls)
+        session = ["--session-file", str(tmp_path / "s.json")]
+        with serve_in_thread(create_app(settings)) as enclave:
+            registered = runner.invoke(
+                app, ["register", "--enclave", enclave, "--exchange", "kraken", "--allow-simulated", *session]
+            )
+    assert registered.exit_code == 0, registered.output
+    assert "registered: session" in registered.stdout and "warning" not in registered.stdout
+    assert "warning:" in registered.stderr and "withdraw" in registered.stderr
+
+
+def test_registration_warnings_are_shown_on_stderr_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    registration = Registration.model_validate(
+        {
+            "session_id": "s1",
+            "token": "t1",
+            "expires_at": "2026-02-01T12:00:00Z",
+            "status": "backfilling",
+            "warnings": ["withdrawals unchecked", "from the [bold]enclave[/]"],
+        }
+    )
+    print_warnings(registration)
+    shown = capsys.readouterr()
+    assert shown.out == ""
+    assert shown.err.splitlines() == ["warning: withdrawals unchecked", "warning: from the [bold]enclave[/]"]
 
 
 def forging_enclave(real: str, tamper: str) -> FastAPI:

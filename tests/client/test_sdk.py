@@ -56,15 +56,15 @@ def build_app(enclave, state: dict[str, Any]) -> FastAPI:
             return error(422, "credentials_rejected", f"exchange refused key {plaintext['api_key']}")
         if state["garbled"]:
             return JSONResponse({"session_id": SESSION, "token": TOKEN, "status": "active"}, status_code=201)
-        return JSONResponse(
-            {
-                "session_id": SESSION,
-                "token": TOKEN,
-                "expires_at": "2026-02-01T12:00:00.000Z",
-                "status": "backfilling",
-            },
-            status_code=201,
-        )
+        answer = {
+            "session_id": SESSION,
+            "token": TOKEN,
+            "expires_at": "2026-02-01T12:00:00.000Z",
+            "status": "backfilling",
+        }
+        if state["warnings"] is not None:
+            answer["warnings"] = state["warnings"]
+        return JSONResponse(answer, status_code=201)
 
     @app.get("/enclave/metrics/{session_id}")
     async def metrics(session_id: str, request: Request) -> Response:
@@ -124,7 +124,7 @@ def server(module_enclave) -> Iterator[tuple[str, dict[str, Any]]]:
 @pytest.fixture
 def service(server) -> tuple[str, dict[str, Any]]:
     url, state = server
-    state.update(replay=False, rate_limited=False, garbled=False, submitted=[])
+    state.update(replay=False, rate_limited=False, garbled=False, submitted=[], warnings=None)
     return url, state
 
 
@@ -154,6 +154,20 @@ async def test_register_verifies_seals_and_returns_the_registration(service, mod
     [body] = state["submitted"]
     assert body["metadata"] == {"exchange": "kraken", "label": "main", "ttl": 3600}
     assert module_enclave.open(body)["api_secret"] == "s-abcdef"
+
+
+async def test_registration_carries_the_enclaves_warnings(service, credentials):
+    url, state = service
+    async with EnclaveClient(url) as client:
+        assert (await client.register(credentials, policy=POLICY)).warnings == ()  # an older service
+        state["warnings"] = []
+        assert (await client.register(credentials, policy=POLICY)).warnings == ()
+        state["warnings"] = ["cannot check that the key cannot withdraw"]
+        registration = await client.register(credentials, policy=POLICY)
+        assert registration.warnings == ("cannot check that the key cannot withdraw",)
+        state["warnings"] = "not a list"
+        with pytest.raises(UnexpectedResponseError, match="warnings"):
+            await client.register(credentials, policy=POLICY)
 
 
 async def test_register_refuses_before_posting_when_verification_fails(service, credentials):

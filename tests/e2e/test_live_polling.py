@@ -22,9 +22,9 @@ from perf_aggregator.simulator.binance import SimulatedBinance
 
 async def test_new_trades_are_polled_and_priced_after_their_candle_closes(stack: Stack) -> None:
     now = now_ms()
-    # Trades until 20 s from now: the simulator reveals each one only once its time has come.
+    # Trades until 30 s from now: the simulator reveals each one only once its time has come.
     account = stack.exchange.add_account(
-        generate_account(31, now - 15 * 60_000, now + 20_000, trades=300, prices=stack.exchange.prices)
+        generate_account(31, now - 5 * 60_000, now + 30_000, trades=300, prices=stack.exchange.prices)
     )
     later = [t for t in account.raw_trades() if t["time"] > now + 2_000]
     assert len(later) >= 3

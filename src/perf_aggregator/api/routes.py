@@ -24,6 +24,7 @@ from perf_aggregator.api.schemas import (
     RenewRequest,
     SubmitKeyRequest,
 )
+from perf_aggregator.exchanges.base import connector_warnings
 from perf_aggregator.formats import rfc3339_ms
 from perf_aggregator.sessions import documents
 from perf_aggregator.sessions.registry import Envelope, SessionRegistry
@@ -136,6 +137,7 @@ async def submit_key(body: SubmitKeyRequest, request: Request, reg: Registry) ->
         token=token,
         expires_at=rfc3339_ms(session.expires_ms),
         status=session.sync.status,
+        warnings=list(connector_warnings(session.connector)),
     )
 
 

@@ -44,6 +44,11 @@ class Registration(BaseModel):
     token: str
     expires_at: str
     status: str
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the service could not check about the key (e.g. withdrawal permission); "
+        "usually empty.",
+    )
 
 
 class RenewRequest(BaseModel):

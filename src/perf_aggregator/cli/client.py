@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from perf_aggregator.client import (
@@ -26,6 +27,7 @@ from perf_aggregator.client import (
     Credentials,
     EnclaveClient,
     EnclaveError,
+    Registration,
     SummaryVerificationError,
     VerificationPolicy,
     load_policy,
@@ -112,6 +114,13 @@ def _session(path: Path) -> dict[str, str]:
         raise typer.Exit(2) from None
 
 
+def print_warnings(registration: Registration) -> None:
+    """Show, on stderr, what the enclave could not check about the registered key."""
+    for warning in registration.warnings:
+        # The text comes from the enclave: printed as text, never as rich markup.
+        errors.print(f"[bold yellow]warning:[/] {escape(warning)}")
+
+
 def quote(
     enclave: EnclaveOpt,
     policy: PolicyOpt = None,
@@ -181,6 +190,7 @@ def register(
             f"registered: session {registration.session_id}, {registration.status}, "
             f"expires {registration.expires_at.isoformat()}; token kept in {session_file} (mode 0600)"
         )
+        print_warnings(registration)
 
     with _refusals():
         asyncio.run(step())

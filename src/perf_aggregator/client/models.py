@@ -80,6 +80,10 @@ class SessionState(BaseModel):
 
 
 class Registration(SessionState):
-    """The ``POST /enclave/submit_key`` answer; the token is shown once and kept out of repr."""
+    """The ``POST /enclave/submit_key`` answer; the token is shown once and kept out of repr.
+
+    ``warnings`` says what the enclave could not check about the key (e.g. that it cannot
+    withdraw); empty normally, and from services that do not send it."""
 
     token: str = Field(repr=False, min_length=1)
+    warnings: tuple[str, ...] = ()

@@ -68,7 +68,8 @@ class EnclaveClient:
     ) -> Registration:
         """Verify the enclave, seal ``credentials`` to it and ``POST /enclave/submit_key``.
 
-        Raises ``AttestationError`` before anything is sent if verification fails.
+        Raises ``AttestationError`` before anything is sent if verification fails. The answer's
+        ``warnings`` name what the enclave could not check about the key: show them to the user.
         """
         enclave = await self.verify(policy)
         metadata = {"exchange": credentials.exchange, "label": label, "ttl": ttl}

@@ -47,7 +47,12 @@ class Candles:
 
 
 class ExchangeConnector(Protocol):
-    """Read-only access to one account (or, without credentials, to public market data)."""
+    """Read-only access to one account (or, without credentials, to public market data).
+
+    Optional attribute, not part of the structural type: ``warnings: tuple[str, ...] = ()``,
+    what the connector could not check about the key (Kraken cannot tell whether a key can
+    withdraw). Read it with :func:`connector_warnings`; registration returns it to the client.
+    """
 
     exchange_id: str
     data_source: str
@@ -76,3 +81,8 @@ class ExchangeConnector(Protocol):
     async def close(self) -> None:
         """Release HTTP resources."""
         ...
+
+
+def connector_warnings(connector: object) -> tuple[str, ...]:
+    """The connector's optional ``warnings`` (empty when it has none)."""
+    return tuple(getattr(connector, "warnings", ()))

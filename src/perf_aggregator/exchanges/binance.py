@@ -1,18 +1,30 @@
 """Binance spot: exact parsing of raw payloads, and the connector (transport by ccxt).
 
+The connector's request handling, error classification by Binance codes, trade cursor,
+markets, validation and candles serve every Binance REST API; what differs between
+them (ccxt class and methods, weights, window length, parser) is a :class:`BinanceApi`
+table. ``binance_usdm`` adds only what is futures-specific.
+
 History strategy (``myTrades`` needs a symbol and costs 20 weight a call):
 first the most recent page of each symbol (1 call); when it does not reach back
-to ``since``, scan 24-hour windows forward from ``since`` until the first trade,
-then walk forward by ``fromId`` (1000 trades a call). Polling continues with
-``fromId`` = the last trade id seen, not the next one: a self-trade is two records
-with one id, and a page may end between them (the ledger drops the repeat).
+to ``since``, its trades are set aside (the walk re-reads them in order), and 24-hour
+windows are scanned forward from ``since`` until the first trade (an empty window is read
+twice before it is skipped), then the walk goes forward by ``fromId`` (1000 trades a
+call). Polling continues with ``fromId`` = the last trade id seen, not the next one: a
+self-trade is two records with one id, and a page may end between them (the ledger drops
+the repeat).
+
+Symbol discovery reads the account (20 weight) at most every ``DISCOVERY_REFRESH_MS``
+(10 minutes), the first time from the answer ``validate`` just read; in between, polls
+reuse what was found. Discovery decides which markets are read, never from when (a
+market found later is read from ``since``), so the delay costs no trade.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -36,9 +48,9 @@ from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
 WEIGHT_LIMIT_PER_MINUTE = 6000
-WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "myTrades": 20, "klines": 2, "time": 1}
-"""Request weight of each endpoint (EXCHANGES.md); apiRestrictions counts on /sapi's own,
-larger budget at Binance but is charged here too, to stay on the safe side."""
+WEIGHTS = {"account": 20, "apiRestrictions": 1, "exchangeInfo": 20, "trades": 20, "klines": 2, "time": 1}
+"""Request weight of each endpoint (EXCHANGES.md; ``trades`` is ``myTrades``); apiRestrictions
+counts on /sapi's own, larger budget at Binance but is charged here too, to stay on the safe side."""
 REJECTED_KEY_CODES = frozenset({-2014, -2015, -1022})
 TOO_MANY_REQUESTS = -1003
 SERVER_SIDE_CODES = frozenset({-1000, -1001, -1006, -1007, -1008})
@@ -46,6 +58,8 @@ SERVER_SIDE_CODES = frozenset({-1000, -1001, -1006, -1007, -1008})
 PAGE_LIMIT = 1000
 WINDOW_MS = 24 * 3600 * 1000
 MINUTE_MS = 60_000
+DISCOVERY_REFRESH_MS = 10 * MINUTE_MS
+"""How long symbols found from the account stay current before it is read again."""
 _ERROR_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
@@ -53,20 +67,21 @@ def parse_trade(raw: dict[str, Any], market: Market) -> Trade:
     """A ``GET /api/v3/myTrades`` element as a normalized trade (exact decimals)."""
     amount = Decimal(raw["qty"])
     price = Decimal(raw["price"])
+    # Positional, in field order: this runs for every fill fetched, and keywords cost a third more.
     return Trade(
-        id=str(raw["id"]),
-        order_id=str(raw["orderId"]),
-        symbol=market.symbol,
-        base=market.base,
-        quote=market.quote,
-        market_type="spot",
-        side="buy" if raw["isBuyer"] else "sell",
-        amount=amount,
-        price=price,
-        cost=amount * price,
-        fee_cost=Decimal(raw["commission"]),
-        fee_currency=raw["commissionAsset"],
-        timestamp=int(raw["time"]),
+        str(raw["id"]),  # id
+        str(raw["orderId"]),  # order_id
+        market.symbol,
+        market.base,
+        market.quote,
+        "spot",  # market_type
+        "buy" if raw["isBuyer"] else "sell",  # side
+        amount,
+        price,
+        amount * price,  # cost
+        Decimal(raw["commission"]),  # fee_cost
+        raw["commissionAsset"],  # fee_currency
+        int(raw["time"]),  # timestamp
     )
 
 
@@ -110,22 +125,65 @@ def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
 class BinanceCursor:
     """Where a symbol's history continues.
 
-    ``from_id`` set: walk forward from that trade id. ``scan_from_ms`` set: scan
-    24-hour windows from there (until ``stop_id``, the oldest trade of the most
-    recent page). Neither: read the most recent page.
+    ``from_id`` set: walk forward from that trade id. ``scan_from_ms`` set: scan windows
+    of ``BinanceApi.window_ms`` from there (until ``stop_id``, the oldest trade of the
+    most recent page). Neither: read the most recent page. ``confirmed``: the window at
+    ``scan_from_ms`` already answered empty once.
     """
 
     from_id: int | None = None
     scan_from_ms: int | None = None
     stop_id: int | None = None
+    confirmed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BinanceApi:
+    """What differs between the Binance REST APIs one connector class reads."""
+
+    ccxt_class: str
+    """ccxt exchange class: ``binance``, ``binanceusdm``."""
+    url_key: str
+    """Key of ccxt's ``urls['api']`` whose origin is the data source."""
+    family: str
+    """Name of the API family in the budget key: Binance counts each family's weight apart."""
+    weight_limit: int
+    """Weight per minute until ``exchangeInfo`` declares the limit."""
+    weights: Mapping[str, int]
+    """Weight of each request: account, apiRestrictions, exchangeInfo, trades, klines, time."""
+    # The ccxt raw-API method of each request, and the account request's parameters.
+    account: str
+    account_params: Mapping[str, str]
+    exchange_info: str
+    trades: str
+    klines: str
+    window_ms: int
+    """Longest ``startTime``..``endTime`` span of a trades request."""
+    parse_trade: Callable[[dict[str, Any], Market], Trade]
+    """One raw trades element as a normalized trade."""
+
+
+SPOT_API = BinanceApi(
+    ccxt_class="binance",
+    url_key="public",
+    family="spot",
+    weight_limit=WEIGHT_LIMIT_PER_MINUTE,
+    weights=WEIGHTS,
+    account="privateGetAccount",
+    account_params={"omitZeroBalances": "true"},
+    exchange_info="publicGetExchangeInfo",
+    trades="privateGetMyTrades",
+    klines="publicGetKlines",
+    window_ms=WINDOW_MS,
+    parse_trade=parse_trade,
+)
 
 
 class BinanceSpot:
     """Binance spot connector; without credentials it serves public market data only."""
 
     exchange_id = "binance"
-    window_ms = WINDOW_MS
-    """Longest ``startTime``..``endTime`` span of a trades request (24 hours on spot)."""
+    api = SPOT_API
 
     def __init__(
         self,
@@ -138,14 +196,18 @@ class BinanceSpot:
         if credentials is not None:
             config["apiKey"] = credentials.api_key
             config["secret"] = credentials.api_secret
-        self._ccxt = ccxt_async.binance(config)
+        self._ccxt = getattr(ccxt_async, self.api.ccxt_class)(config)
         if origin_override:
             override_ccxt_urls(self._ccxt, origin_override)
-        self.data_source = origin_of(self._ccxt.urls["api"]["public"])
-        self._budget = budget_for(f"{self.data_source} spot", WEIGHT_LIMIT_PER_MINUTE)
+        self.data_source = origin_of(self._ccxt.urls["api"][self.api.url_key])
+        self._budget = budget_for(f"{self.data_source} {self.api.family}", self.api.weight_limit)
         self._clock_ms = clock_ms
         self._markets: dict[str, Market] | None = None
         self._by_id: dict[str, Market] = {}
+        self._account: dict[str, Any] | None = None
+        """The account ``validate`` read, until the first discovery uses it."""
+        self._found: set[str] = set()
+        self._found_at_ms: int | None = None
 
     async def close(self) -> None:
         """Close ccxt's HTTP session."""
@@ -174,7 +236,7 @@ class BinanceSpot:
                     raise ExchangeUnavailable(
                         "Binance refuses our timestamps even after a clock re-sync"
                     ) from None
-                await self._budget.spend(WEIGHTS["time"])
+                await self._budget.spend(self.api.weights["time"])
                 await self._translated(self._ccxt.load_time_difference())  # the offset ccxt's nonce uses
                 resynced = True
                 continue
@@ -227,73 +289,108 @@ class BinanceSpot:
         return 60.0
 
     async def validate(self) -> None:
-        """Read the account once, then refuse keys that can withdraw."""
-        await self._call(self._ccxt.privateGetAccount, {}, WEIGHTS["account"])
+        """Read the account once (kept for the first discovery), then refuse keys that can withdraw."""
+        self._account = await self._read_account()
         restrictions = await self._call(
-            self._ccxt.sapiGetAccountApiRestrictions, {}, WEIGHTS["apiRestrictions"]
+            self._ccxt.sapiGetAccountApiRestrictions, {}, self.api.weights["apiRestrictions"]
         )
         if restrictions.get("enableWithdrawals"):
             raise KeyNotReadOnly("the key is allowed to withdraw funds")
 
+    async def _read_account(self) -> dict[str, Any]:
+        account: dict[str, Any] = await self._call(
+            getattr(self._ccxt, self.api.account), dict(self.api.account_params), self.api.weights["account"]
+        )
+        return account
+
+    async def _take_account(self) -> dict[str, Any]:
+        """The account ``validate`` read, the first time after it; a fresh read otherwise."""
+        account, self._account = self._account, None
+        return account if account is not None else await self._read_account()
+
     async def markets(self) -> dict[str, Market]:
-        """Spot markets from ``exchangeInfo`` (all statuses: delisted markets keep history)."""
+        """Markets from ``exchangeInfo`` (all statuses: delisted markets keep history)."""
         if self._markets is None:
-            info = await self._call(self._ccxt.publicGetExchangeInfo, {}, WEIGHTS["exchangeInfo"])
+            info = await self._call(
+                getattr(self._ccxt, self.api.exchange_info), {}, self.api.weights["exchangeInfo"]
+            )
             declared = declared_weight_limit(info)
             if declared is not None:
                 self._budget.set_limit(declared)
             markets: dict[str, Market] = {}
             for raw in info["symbols"]:
-                base = self._ccxt.safe_currency_code(raw["baseAsset"])
-                quote = self._ccxt.safe_currency_code(raw["quoteAsset"])
-                market = Market(f"{base}/{quote}", raw["symbol"], base, quote, "spot")
-                markets[market.symbol] = market
+                market = self._market(raw)
+                if market is not None:
+                    markets[market.symbol] = market
             self._markets = markets
             self._by_id = {m.id: m for m in markets.values()}
         return self._markets
 
+    def _market(self, raw: dict[str, Any]) -> Market | None:
+        """The market an ``exchangeInfo`` symbol describes (``BTC/USDT``); None if it is not read."""
+        base = self._ccxt.safe_currency_code(raw["baseAsset"])
+        quote = self._ccxt.safe_currency_code(raw["quoteAsset"])
+        return Market(f"{base}/{quote}", raw["symbol"], base, quote, "spot")
+
     async def discover_symbols(self, hints: Sequence[str]) -> list[str]:
-        """Markets whose base asset is held and whose quote is held or a USD stablecoin, plus hints."""
+        """The symbols the account shows (looked up again at most every ``DISCOVERY_REFRESH_MS``;
+        once found, a symbol stays listed), plus the hints that name a market."""
         markets = await self.markets()
-        account = await self._call(
-            self._ccxt.privateGetAccount, {"omitZeroBalances": "true"}, WEIGHTS["account"]
-        )
+        now = self._clock_ms()
+        if self._found_at_ms is None or now - self._found_at_ms >= DISCOVERY_REFRESH_MS:
+            self._found |= await self._discover(markets)
+            self._found_at_ms = now
+        return sorted(self._found.union(h for h in hints if h in markets))
+
+    async def _discover(self, markets: dict[str, Market]) -> set[str]:
+        """Markets whose base asset is held and whose quote is held or a USD stablecoin."""
+        account = await self._take_account()
         held = {
             self._ccxt.safe_currency_code(b["asset"])
             for b in account.get("balances", [])
             if Decimal(b["free"]) + Decimal(b["locked"]) > 0
         }
-        found = {
+        return {
             m.symbol
             for m in markets.values()
             if m.base in held and (m.quote in held or m.quote in STABLECOINS)
         }
-        found.update(h for h in hints if h in markets)
-        return sorted(found)
+
+    def _first_cursor(self, since_ms: int) -> BinanceCursor:
+        """Where a symbol's history starts: the most recent page."""
+        return BinanceCursor()
 
     async def fetch_trades(self, symbol: str, cursor: object | None, since_ms: int) -> TradePage:
-        """One ``myTrades`` call following the strategy in the module docstring."""
+        """One trades call following the strategy in the module docstring."""
+        api = self.api
         market = (await self.markets())[symbol]
-        state = cursor if isinstance(cursor, BinanceCursor) else BinanceCursor()
+        state = cursor if isinstance(cursor, BinanceCursor) else self._first_cursor(since_ms)
         params: dict[str, Any] = {"symbol": market.id, "limit": PAGE_LIMIT}
         if state.from_id is not None:
             params["fromId"] = state.from_id
         elif state.scan_from_ms is not None:
             params["startTime"] = state.scan_from_ms
-            params["endTime"] = state.scan_from_ms + WINDOW_MS - 1
+            params["endTime"] = state.scan_from_ms + api.window_ms - 1
         raw: list[dict[str, Any]] = await self._call(
-            self._ccxt.privateGetMyTrades, params, WEIGHTS["myTrades"], list
+            getattr(self._ccxt, api.trades), params, api.weights["trades"], list
         )
+        parse = api.parse_trade
         try:
             if not answers_trades_request(params, raw):
                 raise ValueError("page does not answer the request")
-            trades = [parse_trade(r, market) for r in raw if int(r["time"]) >= since_ms]
+            trades = [parse(r, market) for r in raw if int(r["time"]) >= since_ms]
         except (KeyError, TypeError, ValueError, ArithmeticError):
             # A stale, overlapping or garbled page: retry later rather than move the cursor.
             raise ExchangeUnavailable(
                 "Binance answered with a page that does not match the request"
             ) from None
-        return TradePage(trades, *self._next(state, raw, since_ms))
+        following, done = self._next(state, raw, since_ms)
+        if following.scan_from_ms is not None and state.scan_from_ms is None:
+            # The latest page does not reach back to ``since``: the forward walk will read its
+            # trades again, in order, after the older history (handing them over now would make
+            # every older trade arrive late and the ledger replay the whole symbol).
+            trades = []
+        return TradePage(trades, following, done)
 
     def _next(
         self, state: BinanceCursor, raw: list[dict[str, Any]], since_ms: int
@@ -305,7 +402,12 @@ class BinanceSpot:
         if state.scan_from_ms is not None:
             if raw:
                 return BinanceCursor(from_id=int(raw[0]["id"])), False
-            next_from = state.scan_from_ms + self.window_ms
+            if not state.confirmed:
+                # An empty window is read twice before it is skipped: a stale answer replaying an
+                # earlier empty window cannot be told from a truly empty one, and skipping a window
+                # that holds trades would lose them for good.
+                return replace(state, confirmed=True), False
+            next_from = state.scan_from_ms + self.api.window_ms
             if next_from > self._clock_ms():
                 # Trades seen in the latest page vanished from every window: resume at it.
                 return BinanceCursor(from_id=state.stop_id), state.stop_id is None
@@ -323,7 +425,7 @@ class BinanceSpot:
         Only the span the answers evidence counts as covered (first to last candle received;
         nothing for an empty answer): a stale, partial or empty page must never mark minutes
         as "no candle there" when they were simply not in it. A range that truly has no
-        candle is then asked again on later polls (2 weight each), and its trades stay unpriced.
+        candle is then asked again on later polls (a klines call each), and its trades stay unpriced.
         """
         market = (await self.markets())[symbol]
         last_closed_open = (self._clock_ms() // MINUTE_MS) * MINUTE_MS - MINUTE_MS
@@ -338,7 +440,9 @@ class BinanceSpot:
                 "endTime": end_ms,
                 "limit": PAGE_LIMIT,
             }
-            raw = await self._call(self._ccxt.publicGetKlines, params, WEIGHTS["klines"], list)
+            raw = await self._call(
+                getattr(self._ccxt, self.api.klines), params, self.api.weights["klines"], list
+            )
             page = [parse_kline(k) for k in raw]
             opens = [open_ms for open_ms, _ in page]
             contiguous = not closes or not opens or opens[0] == cursor

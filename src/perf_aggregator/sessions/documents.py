@@ -79,7 +79,10 @@ def decode_cursor(cursor: str) -> tuple[OrderKey, str]:
 
 
 def trades_document(session: Session, symbol: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
-    """``GET /enclave/trades/{id}``: oldest first, ``limit`` per page."""
+    """``GET /enclave/trades/{id}``: oldest first, ``limit`` per page.
+
+    ``exchange_realized_pnl`` (beyond API.md) is the exchange's own realized pnl of the fill
+    where it reports one (Binance USD-M), for comparison with ours; ``null`` otherwise."""
     after, after_symbol = decode_cursor(cursor) if cursor else (None, None)
     page = session.ledger.trades(symbol, after, limit + 1, after_symbol=after_symbol)
     more = len(page) > limit
@@ -102,6 +105,9 @@ def trades_document(session: Session, symbol: str | None, limit: int, cursor: st
                 "fee_usd": None if priced.fee_usd is None else usd(priced.fee_usd),
                 "value_usd": None if priced.value_usd is None else usd(priced.value_usd),
                 "timestamp": rfc3339_ms(t.timestamp),
+                "exchange_realized_pnl": (
+                    None if t.exchange_realized_pnl is None else plain(t.exchange_realized_pnl)
+                ),
             }
         )
     next_cursor = None

@@ -129,7 +129,7 @@ async def test_an_empty_account_is_read_in_week_windows(connect: Connect, future
         cursor = page.cursor
         if page.done:
             break
-    assert windows == 5  # 30 days and 10 minutes: five 7-day windows
+    assert windows == 10  # 30 days and 10 minutes: five 7-day windows, each empty one read twice
 
 
 async def test_keys_that_can_withdraw_or_are_wrong_are_refused(
@@ -177,3 +177,13 @@ async def test_candles_come_from_futures_klines(connect: Connect, futures_sim: F
         params={"symbol": "ETHUSDT", "interval": "1m", "startTime": end - 10 * 60_000, "endTime": end},
     ).json()
     assert candles.closes[-11:] == [(k[0], Decimal(k[4])) for k in spot]
+
+
+async def test_candles_cover_only_the_minutes_received(connect: Connect) -> None:
+    connector = connect(None)
+    listed = 1_597_125_600_000  # SOLUSDT's first candle on the simulator
+    straddling = await connector.fetch_candles("SOL/USDT:USDT", listed - 30 * 60_000, listed + 9 * 60_000)
+    assert [open_ms for open_ms, _ in straddling.closes] == [listed + i * 60_000 for i in range(10)]
+    assert (straddling.start_ms, straddling.covered_until_ms) == (listed, listed + 9 * 60_000)
+    before = await connector.fetch_candles("SOL/USDT:USDT", listed - 30 * 60_000, listed - 60_000)
+    assert before.closes == [] and before.covered_until_ms < before.start_ms  # nothing vouched for

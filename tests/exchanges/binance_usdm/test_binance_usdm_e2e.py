@@ -164,7 +164,10 @@ async def test_futures_session_matches_an_independent_fifo_with_shorts(
         assert (Decimal(t["fee_cost"]), t["fee_currency"]) == (Decimal(r["commission"]), r["commissionAsset"])
         assert parse_rfc3339(t["timestamp"]) == r["time"]
         assert t["order_id"] == str(r["orderId"])
+        # Binance's own figure, shown beside ours (issue 4), exactly as the exchange sent it.
+        assert Decimal(t["exchange_realized_pnl"]) == Decimal(r["realizedPnl"])
     assert any(r["commissionAsset"] == "BNB" for r in in_period)
+    assert any(Decimal(r["realizedPnl"]) != 0 for r in in_period)
 
     got = {s["symbol"]: s for s in metrics["symbols"]}
     assert set(got) == set(expected) == {"BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"}
