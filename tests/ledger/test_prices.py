@@ -131,3 +131,14 @@ def test_missing_ranges_respect_a_smaller_fetch_limit() -> None:
     ]
     with pytest.raises(ValueError, match="max_candles"):
         book.missing_ranges([("BTC", T10)], max_candles=0)
+
+
+def test_a_candle_opening_off_the_minute_is_still_the_latest_one() -> None:
+    # Exchanges open 1m candles on whole minutes; should one not, the latest open time still wins.
+    book = PriceBook({"BTC/USDT"})
+    book.add_candles("BTC/USDT", T10 - HOUR, T10 + MINUTE, [(T10, Decimal(100))])
+    assert book.rate("BTC", T10 + 45_000) == 100
+    book.add_candles("BTC/USDT", T10, T10 + MINUTE, [(T10 + 30_000, Decimal(105))])
+    assert book.rate("BTC", T10 + 45_000) == 105
+    assert book.rate("BTC", T10 + 29_999) == 100
+    assert book.rate("BTC", T10 + MINUTE) == 105

@@ -1,3 +1,4 @@
+from dataclasses import replace
 from decimal import Decimal
 
 from perf_aggregator.formats import parse_rfc3339
@@ -68,3 +69,22 @@ def test_totals_sum_the_symbols() -> None:
     assert t.daily_pnl_usd == {1: Decimal(3), 3: Decimal(-1)}
     assert (t.period_start_ms, t.period_end_ms) == (5, 20)
     assert Totals.of([]) == Totals()
+
+
+def test_a_priced_fill_counts_with_its_volume_and_fee() -> None:
+    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
+    f.record_fill(JAN5 + 5, Decimal("100.5"), Decimal("0.1"))
+    f.record_fill(JAN5 + 1, Decimal("50"), Decimal(0))
+    assert (f.trades, f.volume_usd, f.fees_usd) == (2, Decimal("150.5"), Decimal("0.1"))
+    assert (f.period_start_ms, f.period_end_ms, f.unpriced_trades) == (JAN5 + 1, JAN5 + 5, 0)
+
+
+def test_daily_pnl_is_summed_exactly_whatever_the_order() -> None:
+    tiny, huge = Decimal("1E-40"), Decimal("1E+30")
+    a = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot", daily_pnl_usd={1: huge, 2: Decimal(1)})
+    b = SymbolFigures("ETH/USDT", "ETH", "USDT", "spot", daily_pnl_usd={1: tiny})
+    c = SymbolFigures("SOL/USDT", "SOL", "USDT", "spot", daily_pnl_usd={1: -huge})
+    assert (
+        Totals.of([a, b, c]).daily_pnl_usd == Totals.of([c, b, a]).daily_pnl_usd == {1: tiny, 2: Decimal(1)}
+    )
+    assert Totals.of([a, b, c], daily=False) == replace(Totals.of([a, b, c]), daily_pnl_usd={})

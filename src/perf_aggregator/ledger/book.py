@@ -10,18 +10,15 @@ from decimal import Decimal, localcontext
 from itertools import islice
 
 from perf_aggregator.ledger.fifo import FifoBook
-from perf_aggregator.ledger.prices import PriceBook, valuation_needs
-from perf_aggregator.ledger.trades import OrderKey, Trade, TradeKey
+from perf_aggregator.ledger.prices import ONE, STABLECOINS, PriceBook, valuation_needs
+from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
+from perf_aggregator.ledger.trades import OrderKey, Trade
 from perf_aggregator.metrics import documents
-from perf_aggregator.metrics.figures import SymbolFigures
+from perf_aggregator.metrics.daily import DailyPnl
+from perf_aggregator.metrics.figures import DAY_MS, SymbolFigures, Totals
 from perf_aggregator.metrics.precision import CONTEXT
 
-_Rank = tuple[OrderKey, str]
-"""Processing order within a symbol: the order key, then the raw id, so that ids equal as
-integers but spelled differently (``7``, ``007``) still have one order whatever the arrival."""
-
-_Valuation = tuple[Decimal, Decimal, Decimal]
-"""``(value_usd, fee_usd, quote_rate)`` of a priced trade."""
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,23 +31,29 @@ class PricedTrade:
 
 
 @dataclass(slots=True)
-class _Entry:
-    trade: Trade
-    rank: _Rank
-    valuation: _Valuation | None = None  # set once, when first priced: rates are final
+class _Symbol:
+    """One symbol: its stored (processed) trades, FIFO book and figures, and late arrivals."""
 
-
-@dataclass(slots=True)
-class _SymbolState:
+    trades: SymbolTrades
     figures: SymbolFigures
     book: FifoBook
-    entries: list[_Entry] = field(default_factory=list)
-    """Every trade of the symbol; sorted by rank unless the symbol is stale."""
-    unpriced: list[_Entry] = field(default_factory=list)
+    unpriced: list[int] = field(default_factory=list)
+    """Indexes in ``trades`` of the unpriced ones."""
+    late: SymbolTrades | None = None
+    """Trades older than the newest processed one, in arrival order, waiting for the replay
+    (they are not in ``trades`` yet)."""
+    stale: bool = False
+    """Whether the symbol must be replayed before the next read (late trades, or unpriced ones
+    that can now be priced)."""
+    document: documents.Document | None = None
+    """The cached ``symbols`` item; ``None`` when the figures changed since it was built."""
 
-
-def _rank(entry: _Entry) -> _Rank:
-    return entry.rank
+    def holds(self, trade: Trade) -> bool:
+        """Whether this trade (by id and side) is already stored or waiting."""
+        late = self.late
+        return self.trades.contains(trade.id, trade.side) or (
+            late is not None and late.contains(trade.id, trade.side)
+        )
 
 
 class Ledger:
@@ -60,57 +63,72 @@ class Ledger:
     processed, or a trade that becomes priceable, marks its symbol stale; a stale symbol is
     replayed from its stored trades before the next read, so results never depend on arrival
     order and each read pays at most once for the late arrivals since the previous one.
+
+    Reads cost the same whatever the number of trades: per-symbol documents are cached until
+    their symbol changes, totals are sums over the symbols, and the summary's daily statistics
+    come from the running sums of :class:`~perf_aggregator.metrics.daily.DailyPnl`.
     """
 
-    __slots__ = ("_keys", "_prices", "_stale", "_states")
+    __slots__ = ("_count", "_daily", "_prices", "_stale", "_symbols", "_totals")
 
     def __init__(self, prices: PriceBook) -> None:
         self._prices = prices
-        self._keys: set[TradeKey] = set()
-        self._states: dict[str, _SymbolState] = {}
+        self._symbols: dict[str, _Symbol] = {}
         self._stale: set[str] = set()
+        self._daily = DailyPnl()
+        """The session's pnl by day: the sum of every symbol's ``daily_pnl_usd``."""
+        self._count = 0
+        self._totals: Totals | None = None
+        """Cached sum of the symbols' figures; ``None`` after any change."""
 
     def __len__(self) -> int:
         """Distinct trades stored."""
-        return len(self._keys)
+        return self._count
 
     def add(self, trades: Iterable[Trade]) -> int:
-        """Store and process the trades not seen yet (by ``trade.key``); returns how many were new."""
-        keys = self._keys
-        fresh: list[_Entry] = []
-        for trade in trades:
-            key = trade.key
-            if key not in keys:
-                keys.add(key)
-                fresh.append(_Entry(trade, (trade.order, trade.id)))
-        fresh.sort(key=_rank)
-        stale = self._stale
+        """Store and process the trades not seen yet (by ``trade.key``); returns how many were new.
+
+        Trades that come after everything stored for their symbol are processed as they arrive
+        (pages read forward in time), repeats dropped; from the first older one on, the rest of
+        the batch is deduplicated, sorted and then processed or set aside for the replay.
+        """
+        added = 0
+        symbols = self._symbols
+        process = self._process
         with localcontext(CONTEXT):
-            for entry in fresh:
-                symbol = entry.trade.symbol
-                state = self._states.get(symbol) or self._new_state(entry.trade)
-                entries = state.entries
-                entries.append(entry)
-                if symbol in stale or (len(entries) > 1 and entry.rank < entries[-2].rank):
-                    stale.add(symbol)  # replayed in order before the next read
-                else:
-                    self._process(state, entry)
-        return len(fresh)
+            iterator = iter(trades)
+            for trade in iterator:
+                state = symbols.get(trade.symbol)
+                if state is None:
+                    state = self._new_symbol(trade)
+                elif state.stale:
+                    added += self._add_unordered(trade, iterator)
+                    break
+                if process(state, trade, None, None):
+                    added += 1
+                elif not state.holds(trade):  # not a repeat (pages overlap by a trade): older
+                    added += self._add_unordered(trade, iterator)
+                    break
+        if added:
+            self._count += added
+            self._totals = None
+        return added
 
     def revalue(self) -> bool:
         """Re-process the symbols whose unpriced trades can now be priced; whether any could."""
         self._settle()
         changed = False
-        for symbol, state in self._states.items():
-            if any(self._valuation(e.trade) is not None for e in state.unpriced):
-                self._stale.add(symbol)
+        for state in self._symbols.values():
+            stored = state.trades
+            if any(self._rates(stored.trade(i)) is not None for i in state.unpriced):
+                self._mark_stale(state)
                 changed = True
         return changed
 
     def unpriced_needs(self) -> set[tuple[str, int]]:
         """``(currency, t_ms)`` pairs of the unpriced trades, for ``PriceBook.missing_ranges``."""
         self._settle()
-        return valuation_needs(entry.trade for state in self._states.values() for entry in state.unpriced)
+        return valuation_needs(s.trades.trade(i) for s in self._symbols.values() for i in s.unpriced)
 
     def trades(
         self,
@@ -128,113 +146,224 @@ class Ledger:
         """
         self._settle()
         if symbol is None:
-            states = list(self._states.values())
+            stores = [s.trades for s in self._symbols.values()]
         else:
-            states = [self._states[symbol]] if symbol in self._states else []
-        sources: list[Iterator[_Entry]] = []
-        for state in states:
-            entries = state.entries
+            stores = [self._symbols[symbol].trades] if symbol in self._symbols else []
+        sources: list[Iterator[tuple[OrderKey, str, int, SymbolTrades]]] = []
+        for stored in stores:
             if after is None:
                 start = 0
-            elif after_symbol is not None and state.figures.symbol > after_symbol:
-                start = bisect_left(entries, after, key=_order_of)  # (after, this symbol) not yet listed
+            elif after_symbol is not None and stored.symbol > after_symbol:
+                # (after, this symbol) is not listed yet
+                start = bisect_left(range(len(stored)), after, key=stored.order)
             else:
-                start = bisect_right(entries, after, key=_order_of)
-            sources.append(map(entries.__getitem__, range(start, len(entries))))
-        page = islice(heapq.merge(*sources, key=_listing_key), max(limit, 0))
-        return [_priced(e) for e in page]
+                start = bisect_right(range(len(stored)), after, key=stored.order)
+            sources.append(_listed(stored, start))
+        page = islice(heapq.merge(*sources), max(limit, 0))
+        with localcontext(CONTEXT):
+            return [_priced(stored, i) for _, _, i, stored in page]
 
     def figures(self) -> list[SymbolFigures]:
         """The running figures of each traded symbol, ordered by symbol (live objects: read only)."""
         self._settle()
-        return [self._states[s].figures for s in sorted(self._states)]
+        return [self._symbols[s].figures for s in sorted(self._symbols)]
 
     def symbol_documents(self) -> list[documents.Document]:
         """The metrics document's ``symbols``."""
-        return documents.symbol_documents(self.figures())
+        self._settle()
+        items = []
+        for symbol in sorted(self._symbols):
+            state = self._symbols[symbol]
+            if state.document is None:
+                (state.document,) = documents.symbol_documents([state.figures])
+            items.append(dict(state.document))
+        return items
 
     def totals_document(self) -> documents.Document:
         """The metrics document's ``totals``."""
-        return documents.totals_document(self.figures())
+        return documents.totals_of(self._totals_now())
 
     def summary_figures(self, as_of_ms: int) -> documents.Document:
         """The figure fields of the signed summary as of ``as_of_ms``."""
-        return documents.summary_figures(self.figures(), as_of_ms)
+        return documents.summary_of(self._totals_now(), self._daily, as_of_ms)
 
-    def _new_state(self, trade: Trade) -> _SymbolState:
-        state = _SymbolState(_new_figures(trade), FifoBook(trade.market_type))
-        self._states[trade.symbol] = state
+    def _totals_now(self) -> Totals:
+        self._settle()
+        if self._totals is None:
+            self._totals = Totals.of((s.figures for s in self._symbols.values()), daily=False)
+        return self._totals
+
+    def _new_symbol(self, like: Trade | SymbolTrades) -> _Symbol:
+        """A new, empty state for the symbol of ``like`` (replacing any)."""
+        symbol, base, quote, market_type = like.symbol, like.base, like.quote, like.market_type
+        state = _Symbol(
+            SymbolTrades(symbol, base, quote, market_type),
+            SymbolFigures(symbol, base, quote, market_type),
+            FifoBook(market_type),
+        )
+        self._symbols[symbol] = state
         return state
 
+    def _add_unordered(self, first: Trade, rest: Iterator[Trade]) -> int:
+        """Deduplicate ``first`` and ``rest`` (first seen wins), then process them in order."""
+        symbols = self._symbols
+        seen: set[tuple[str, str, str]] = set()
+        fresh: list[tuple[Rank, Trade]] = []
+        for trade in (first, *rest):
+            state = symbols.get(trade.symbol)
+            key = trade.key
+            if key in seen or (state is not None and state.holds(trade)):
+                continue
+            seen.add(key)
+            fresh.append((rank_of(trade), trade))
+        fresh.sort(key=_first)
+        for _, trade in fresh:
+            state = symbols.get(trade.symbol) or self._new_symbol(trade)
+            if state.stale or not self._process(state, trade, None, None):
+                if state.late is None:
+                    stored = state.trades
+                    state.late = SymbolTrades(
+                        stored.symbol, stored.base, stored.quote, stored.market_type, ordered=False
+                    )
+                state.late.append(trade, None, None)
+                self._mark_stale(state)  # replayed in order before the next read
+        return len(fresh)
+
+    def _mark_stale(self, state: _Symbol) -> None:
+        state.stale = True
+        self._stale.add(state.trades.symbol)
+
     def _settle(self) -> None:
-        """Replay the stale symbols from their stored trades."""
+        """Replay the stale symbols: their stored trades and late arrivals, merged in order."""
         if not self._stale:
             return
         with localcontext(CONTEXT):
-            for symbol in self._stale:
-                state = self._states[symbol]
-                state.entries.sort(key=_rank)
-                first = state.entries[0].trade
-                state.figures = _new_figures(first)
-                state.book = FifoBook(first.market_type)
-                state.unpriced = []
-                for entry in state.entries:
-                    self._process(state, entry)
+            for symbol in sorted(self._stale):
+                self._replay(self._symbols[symbol])
         self._stale.clear()
+        self._totals = None
 
-    def _process(self, state: _SymbolState, entry: _Entry) -> None:
-        """Apply one trade, the newest of its symbol so far (runs in the ledger's decimal context)."""
-        trade = entry.trade
+    def _replay(self, state: _Symbol) -> None:
+        """Rebuild ``state`` from its stored trades and its late ones, merged in order a run at a
+        time (runs found by galloping: ranks are costly to rebuild for every trade)."""
+        old = state.trades
+        for day, pnl in state.figures.daily_pnl_usd.items():
+            self._daily.subtract(day, pnl)
+        fresh = self._new_symbol(old)
+        i = 0
+        late = state.late
+        if late is not None:
+            order = late.in_rank_order()
+
+            def late_rank(k: int) -> Rank:
+                return late.rank(order[k])
+
+            k = 0
+            while k < len(order) and i < len(old):
+                stop = gallop(len(order), late_rank, old.rank(i), k)
+                for j in order[k:stop]:
+                    self._replayed(fresh, late.trade(j), None, None, late.record(j))
+                k = stop
+                if k < len(order):
+                    stop = gallop(len(old), old.rank, late_rank(k), i)
+                    self._replay_stored(fresh, old, i, stop)
+                    i = stop
+            for j in order[k:]:
+                self._replayed(fresh, late.trade(j), None, None, late.record(j))
+        self._replay_stored(fresh, old, i, len(old))
+
+    def _replay_stored(self, state: _Symbol, old: SymbolTrades, start: int, stop: int) -> None:
+        """Replay ``old``'s trades ``start`` to ``stop`` (excluded) at the rates they were valued at
+        (final), reusing their records."""
+        quote_rates, fee_rates = old.quote_rates, old.fee_rates
+        for i in range(start, stop):
+            self._replayed(state, old.trade(i), quote_rates[i], fee_rates[i], old.record(i))
+
+    def _replayed(
+        self,
+        state: _Symbol,
+        trade: Trade,
+        quote_rate: Decimal | None,
+        fee_rate: Decimal | None,
+        record: str | None,
+    ) -> None:
+        if not self._process(state, trade, quote_rate, fee_rate, record):
+            raise AssertionError("a replayed trade is out of order")
+
+    def _process(
+        self,
+        state: _Symbol,
+        trade: Trade,
+        quote_rate: Decimal | None,
+        fee_rate: Decimal | None,
+        record: str | None = None,
+    ) -> bool:
+        """Store and apply ``trade`` if it comes after every stored trade of its symbol and is new;
+        whether it did. It is valued at the given rates, looked up when ``None`` (runs in the
+        ledger's decimal context); ``record`` is its stored text when replayed."""
+        if quote_rate is None or fee_rate is None:
+            rates = self._rates(trade)
+            quote_rate, fee_rate = (None, None) if rates is None else rates
+        stored = state.trades
         figures = state.figures
-        figures.record_trade(trade.timestamp)
-        valuation = entry.valuation
-        if valuation is None:
-            valuation = entry.valuation = self._valuation(trade)
-            if valuation is None:
-                figures.record_unpriced()
-                state.unpriced.append(entry)
-                return
-        value_usd, fee_usd, quote_rate = valuation
-        figures.record_valued(value_usd, fee_usd)
-        book = state.book
-        closed = book.apply(trade, fee_usd, quote_rate)
-        if closed is not None:
-            figures.record_close(
-                closed.timestamp,
-                closed.quantity,
-                closed.pnl_usd,
-                closed.cost_basis_usd,
-                closed.holding_ms_quantity,
-            )
-        figures.open_quantity = book.position
-        figures.unmatched_quantity = book.unmatched
+        if quote_rate is None or fee_rate is None:
+            if not stored.append(trade, None, None, record):
+                return False
+            state.unpriced.append(len(stored) - 1)
+            figures.record_trade(trade.timestamp)
+            figures.record_unpriced()
+        else:
+            if not stored.append(trade, quote_rate, fee_rate, record):
+                return False
+            fee_usd = _usd(trade.fee_cost, fee_rate)
+            figures.record_fill(trade.timestamp, _usd(trade.cost, quote_rate), fee_usd)
+            book = state.book
+            closed = book.apply(trade, fee_usd, quote_rate)
+            if closed is not None:
+                figures.record_close(*closed)
+                self._daily.add(closed.timestamp // DAY_MS, closed.pnl_usd)
+            figures.open_quantity = book.position
+            figures.unmatched_quantity = book.unmatched
+        state.document = None
+        return True
 
-    def _valuation(self, trade: Trade) -> _Valuation | None:
-        # The quote's rate is needed even for the value (cost > 0), and again for the lot's cost
-        # basis and the pnl of closes, so it is looked up once and kept.
-        quote_rate = self._prices.rate(trade.quote, trade.timestamp)
+    def _rates(self, trade: Trade) -> tuple[Decimal, Decimal] | None:
+        """USD per quote unit and per fee currency unit at the trade's time (``None`` if either
+        is missing); a zero fee needs no rate and gets 0 (its ``fee_usd`` is 0 whatever the price)."""
+        quote, fee_currency, timestamp = trade.quote, trade.fee_currency, trade.timestamp
+        # PriceBook.rate gives ONE for stablecoins too; asking here first saves the call.
+        quote_rate = ONE if quote in STABLECOINS else self._prices.rate(quote, timestamp)
         if quote_rate is None:
             return None
-        fee_usd = self._prices.usd(trade.fee_cost, trade.fee_currency, trade.timestamp)
-        if fee_usd is None:
-            return None
-        return (trade.cost * quote_rate, fee_usd, quote_rate)
+        if not trade.fee_cost:
+            return quote_rate, _ZERO
+        fee_rate = ONE if fee_currency in STABLECOINS else self._prices.rate(fee_currency, timestamp)
+        return None if fee_rate is None else (quote_rate, fee_rate)
 
 
-def _new_figures(trade: Trade) -> SymbolFigures:
-    return SymbolFigures(trade.symbol, trade.base, trade.quote, trade.market_type)
+def _listed(stored: SymbolTrades, start: int) -> Iterator[tuple[OrderKey, str, int, SymbolTrades]]:
+    """The stored trades from ``start`` on, with their listing order ``(order, symbol, index)``."""
+    symbol = stored.symbol
+    for i in range(start, len(stored)):
+        yield stored.order(i), symbol, i, stored
 
 
-def _order_of(entry: _Entry) -> OrderKey:
-    return entry.rank[0]
+def _first(item: tuple[Rank, Trade]) -> Rank:
+    return item[0]
 
 
-def _listing_key(entry: _Entry) -> tuple[OrderKey, str]:
-    return (entry.rank[0], entry.trade.symbol)
+def _usd(amount: Decimal, rate: Decimal) -> Decimal:
+    """``amount`` at ``rate`` (from :meth:`Ledger._rates`; skips the product for the common rates)."""
+    if rate is ONE:
+        return amount
+    if rate is _ZERO:  # the rate of a zero fee
+        return _ZERO
+    return amount * rate
 
 
-def _priced(entry: _Entry) -> PricedTrade:
-    valuation = entry.valuation
-    if valuation is None:
-        return PricedTrade(entry.trade, None, None)
-    return PricedTrade(entry.trade, valuation[0], valuation[1])
+def _priced(stored: SymbolTrades, i: int) -> PricedTrade:
+    trade = stored.trade(i)
+    quote_rate, fee_rate = stored.quote_rates[i], stored.fee_rates[i]
+    if quote_rate is None or fee_rate is None:
+        return PricedTrade(trade, None, None)
+    return PricedTrade(trade, _usd(trade.cost, quote_rate), _usd(trade.fee_cost, fee_rate))

@@ -19,7 +19,8 @@ HOUR_MS = 3_600_000
 MAX_CANDLES_PER_FETCH = 1000
 
 _PRICING_QUOTES = ("USDT", "USDC", "USD")
-_ONE = Decimal(1)
+ONE = Decimal(1)
+"""The rate of every stablecoin (one shared object: callers may test ``rate is ONE``)."""
 _ZERO = Decimal(0)
 
 
@@ -80,17 +81,25 @@ def _ceil_minute(ms: int) -> int:
 class _Candles:
     """One market's candle closes by open time, and which open times have been fetched."""
 
-    __slots__ = ("closes", "coverage", "times")
+    __slots__ = ("by_minute", "closes", "coverage", "times")
 
     def __init__(self) -> None:
         self.times: list[int] = []
         self.closes: list[Decimal] = []
         self.coverage = _Coverage()
+        self.by_minute: dict[int, Decimal] | None = {}
+        """Closes by open time while every open time is a whole minute (else ``None``): the
+        candle opening at ``t``'s minute start is the one ``t`` is valued at, no search needed."""
 
     def add(self, candles: Iterable[tuple[int, Decimal]]) -> None:
         fresh = dict(candles)  # a candle seen twice keeps its latest close
         if not fresh:
             return
+        if self.by_minute is not None:
+            if any(t % MINUTE_MS for t in fresh):
+                self.by_minute = None
+            else:
+                self.by_minute.update(fresh)
         times, closes = self.times, self.closes
         first, last = min(fresh), max(fresh)
         # Only the stored stretch the batch overlaps is rebuilt (fetches normally fill gaps).
@@ -125,13 +134,15 @@ class PriceBook:
     only minutes whose candle has closed. Candles open on whole UTC minutes.
     """
 
-    __slots__ = ("_candles", "_markets", "_pricing")
+    __slots__ = ("_candles", "_markets", "_pricing", "_series")
 
     def __init__(self, markets: Iterable[str]) -> None:
         """``markets``: the exchange's unified market symbols (``BTC/USDT``, ``ETH/BTC``, ...)."""
         self._markets = frozenset(markets)
         self._pricing: dict[str, str | None] = {}
         self._candles: dict[str, _Candles] = {}
+        self._series: dict[str, _Candles] = {}
+        """The candles of each currency's pricing market, once it has some (a shortcut for :meth:`rate`)."""
 
     def pricing_market(self, currency: str) -> str | None:
         """The one market that prices ``currency``: first existing of CUR/USDT, CUR/USDC, CUR/USD.
@@ -170,12 +181,20 @@ class PriceBook:
         time in ``(t - 1h, t]``.
         """
         if currency in STABLECOINS:
-            return _ONE
-        market = self.pricing_market(currency)
-        if market is None:
-            return None
-        series = self._candles.get(market)
-        return None if series is None else series.close_at(t_ms)
+            return ONE
+        series = self._series.get(currency)
+        if series is None:
+            market = self.pricing_market(currency)
+            series = None if market is None else self._candles.get(market)
+            if series is None:
+                return None
+            self._series[currency] = series
+        by_minute = series.by_minute
+        if by_minute is not None:
+            close = by_minute.get(t_ms - t_ms % MINUTE_MS)
+            if close is not None:
+                return close  # the candle containing t: nothing can open after it and before t
+        return series.close_at(t_ms)
 
     def usd(self, amount: Decimal, currency: str, t_ms: int) -> Decimal | None:
         """``amount`` of ``currency`` in USD at ``t_ms``: 0 for a zero amount, ``None`` without a rate."""

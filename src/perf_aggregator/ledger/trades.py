@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Literal
 
@@ -39,6 +39,40 @@ class Trade:
     """The exchange's own realized pnl for this fill where it reports one (Binance USD-M
     ``realizedPnl``, average-cost based): shown beside ours for comparison, never used."""
 
+    def __init__(
+        self,
+        id: str,
+        order_id: str,
+        symbol: str,
+        base: str,
+        quote: str,
+        market_type: MarketType,
+        side: Side,
+        amount: Decimal,
+        price: Decimal,
+        cost: Decimal,
+        fee_cost: Decimal,
+        fee_currency: str,
+        timestamp: int,
+        exchange_realized_pnl: Decimal | None = None,
+    ) -> None:
+        # What dataclass would generate, but each slot set through its descriptor directly:
+        # half the cost of the frozen class's object.__setattr__, for every fill fetched.
+        _set_id(self, id)
+        _set_order_id(self, order_id)
+        _set_symbol(self, symbol)
+        _set_base(self, base)
+        _set_quote(self, quote)
+        _set_market_type(self, market_type)
+        _set_side(self, side)
+        _set_amount(self, amount)
+        _set_price(self, price)
+        _set_cost(self, cost)
+        _set_fee_cost(self, fee_cost)
+        _set_fee_currency(self, fee_currency)
+        _set_timestamp(self, timestamp)
+        _set_exchange_realized_pnl(self, exchange_realized_pnl)
+
     @property
     def key(self) -> TradeKey:
         """Dedup identity: the same ``(symbol, id, side)`` seen twice is one trade."""
@@ -48,6 +82,24 @@ class Trade:
     def order(self) -> OrderKey:
         """Processing order: ``(timestamp, id, side)``, numeric ids as integers, buy before sell."""
         return order_key(self.timestamp, self.id, self.side)
+
+
+(
+    _set_id,
+    _set_order_id,
+    _set_symbol,
+    _set_base,
+    _set_quote,
+    _set_market_type,
+    _set_side,
+    _set_amount,
+    _set_price,
+    _set_cost,
+    _set_fee_cost,
+    _set_fee_currency,
+    _set_timestamp,
+    _set_exchange_realized_pnl,
+) = (vars(Trade)[f.name].__set__ for f in fields(Trade))
 
 
 def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:

@@ -10,15 +10,9 @@ from collections.abc import Iterable
 from decimal import Decimal, localcontext
 
 from perf_aggregator.formats import plain, rfc3339_ms, usd
+from perf_aggregator.metrics.daily import DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals, utc_day
 from perf_aggregator.metrics.precision import CONTEXT
-from perf_aggregator.metrics.stats import (
-    daily_series,
-    daily_volatility,
-    max_drawdown,
-    sharpe_ratio,
-    sortino_ratio,
-)
 
 Json = str | int | float | None
 Document = dict[str, Json]
@@ -32,7 +26,11 @@ def symbol_documents(figures: Iterable[SymbolFigures]) -> list[Document]:
 
 def totals_document(figures: Iterable[SymbolFigures]) -> Document:
     """The ``totals`` object of the metrics document."""
-    t = Totals.of(figures)
+    return totals_of(Totals.of(figures, daily=False))
+
+
+def totals_of(t: Totals) -> Document:
+    """The ``totals`` object for already summed figures."""
     with localcontext(CONTEXT):
         return {
             "trades": t.trades,
@@ -51,13 +49,17 @@ def totals_document(figures: Iterable[SymbolFigures]) -> Document:
 
 def summary_figures(figures: Iterable[SymbolFigures], as_of_ms: int) -> Document:
     """The figure fields of the signed ``summary`` (the caller adds identity and provenance)."""
-    t = Totals.of(figures)
+    totals = Totals.of(figures)
+    return summary_of(totals, DailyPnl(totals.daily_pnl_usd), as_of_ms)
+
+
+def summary_of(t: Totals, daily: DailyPnl, as_of_ms: int) -> Document:
+    """The summary figures for already summed figures and the session's daily pnl."""
+    if t.period_start_ms is None:
+        stats = daily.stats(0, -1)
+    else:
+        stats = daily.stats(utc_day(t.period_start_ms), utc_day(as_of_ms))
     with localcontext(CONTEXT):
-        if t.period_start_ms is None:
-            series: list[Decimal] = []
-        else:
-            series = daily_series(t.daily_pnl_usd, utc_day(t.period_start_ms), utc_day(as_of_ms))
-        volatility = daily_volatility(series)
         return {
             "trades": t.trades,
             "symbols_traded": t.symbols_traded,
@@ -75,11 +77,11 @@ def summary_figures(figures: Iterable[SymbolFigures], as_of_ms: int) -> Document
             "avg_holding_seconds": (
                 float(t.holding_ms_quantity / t.closed_quantity / 1000) if t.closed_quantity else None
             ),
-            "max_drawdown_usd": usd(max_drawdown(series)),
-            "sharpe_ratio": sharpe_ratio(series),
-            "sortino_ratio": sortino_ratio(series),
-            "daily_pnl_volatility_usd": _usd(volatility),
-            "trading_days": len(series),
+            "max_drawdown_usd": usd(stats.max_drawdown),
+            "sharpe_ratio": stats.sharpe,
+            "sortino_ratio": stats.sortino,
+            "daily_pnl_volatility_usd": _usd(stats.volatility),
+            "trading_days": stats.days,
             "period_start": _time(t.period_start_ms),
             "period_end": _time(t.period_end_ms),
         }

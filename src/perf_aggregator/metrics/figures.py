@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TypeVar
 
+from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.precision import CONTEXT
 
 DAY_MS = 86_400_000
 _ZERO = Decimal(0)
+_exact_add = EXACT.add
 _N = TypeVar("_N", int, Decimal)
 
 
@@ -44,22 +46,32 @@ class Figures:
     holding_ms_quantity: Decimal = _ZERO
     """Sum of ``q * (c.t - o.t)`` over matched pieces (weights sum to ``closed_quantity``)."""
     daily_pnl_usd: dict[int, Decimal] = field(default_factory=dict)
-    """Pnl of matched pieces by the :func:`utc_day` of their closing trade."""
+    """Pnl of matched pieces by the :func:`utc_day` of their closing trade, summed exactly
+    (:data:`~perf_aggregator.metrics.daily.EXACT`: the same whatever the order of the sums)."""
     period_start_ms: int | None = None
     period_end_ms: int | None = None
 
     def record_trade(self, timestamp: int) -> None:
         """Count a trade, priced or not."""
         self.trades += 1
-        self.period_start_ms = _earliest(self.period_start_ms, timestamp)
-        self.period_end_ms = _latest(self.period_end_ms, timestamp)
+        start, end = self.period_start_ms, self.period_end_ms
+        if start is None or timestamp < start:
+            self.period_start_ms = timestamp
+        if end is None or timestamp > end:
+            self.period_end_ms = timestamp
 
     def record_unpriced(self) -> None:
         """Count a trade that could not be valued (it takes no other part)."""
         self.unpriced_trades += 1
 
-    def record_valued(self, value_usd: Decimal, fee_usd: Decimal) -> None:
-        """Add a priced trade's volume and fee."""
+    def record_fill(self, timestamp: int, value_usd: Decimal, fee_usd: Decimal) -> None:
+        """Count a priced trade, with its volume and fee (one call: it runs for every trade)."""
+        self.trades += 1
+        start, end = self.period_start_ms, self.period_end_ms
+        if start is None or timestamp < start:
+            self.period_start_ms = timestamp
+        if end is None or timestamp > end:
+            self.period_end_ms = timestamp
         self.volume_usd += value_usd
         self.fees_usd += fee_usd
 
@@ -80,16 +92,20 @@ class Figures:
         if pnl_usd > 0:
             self.winning_trades += 1
             self.winning_pnl_usd += pnl_usd
-            self.largest_win_usd = _latest(self.largest_win_usd, pnl_usd)
+            largest = self.largest_win_usd
+            if largest is None or pnl_usd > largest:
+                self.largest_win_usd = pnl_usd
         elif pnl_usd < 0:
             self.losing_trades += 1
             self.losing_pnl_usd += pnl_usd
-            self.largest_loss_usd = _earliest(self.largest_loss_usd, pnl_usd)
-        day = utc_day(timestamp)
-        self.daily_pnl_usd[day] = self.daily_pnl_usd.get(day, _ZERO) + pnl_usd
+            largest = self.largest_loss_usd
+            if largest is None or pnl_usd < largest:
+                self.largest_loss_usd = pnl_usd
+        daily, day = self.daily_pnl_usd, timestamp // DAY_MS
+        daily[day] = _exact_add(daily.get(day, _ZERO), pnl_usd)
 
-    def merge(self, other: Figures) -> None:
-        """Add ``other``'s accumulators to these."""
+    def merge(self, other: Figures, *, daily: bool = True) -> None:
+        """Add ``other``'s accumulators to these (``daily_pnl_usd`` only with ``daily``)."""
         self.trades += other.trades
         self.unpriced_trades += other.unpriced_trades
         self.volume_usd += other.volume_usd
@@ -105,8 +121,10 @@ class Figures:
         self.holding_ms_quantity += other.holding_ms_quantity
         self.largest_win_usd = _latest(self.largest_win_usd, other.largest_win_usd)
         self.largest_loss_usd = _earliest(self.largest_loss_usd, other.largest_loss_usd)
-        for day, pnl in other.daily_pnl_usd.items():
-            self.daily_pnl_usd[day] = self.daily_pnl_usd.get(day, _ZERO) + pnl
+        if daily:
+            own = self.daily_pnl_usd
+            for day, pnl in other.daily_pnl_usd.items():
+                own[day] = _exact_add(own.get(day, _ZERO), pnl)
         self.period_start_ms = _earliest(self.period_start_ms, other.period_start_ms)
         self.period_end_ms = _latest(self.period_end_ms, other.period_end_ms)
 
@@ -131,12 +149,13 @@ class Totals(Figures):
     symbols_traded: int = 0
 
     @classmethod
-    def of(cls, figures: Iterable[SymbolFigures]) -> Totals:
-        """Sum ``figures`` (symbols without trades are not counted as traded)."""
+    def of(cls, figures: Iterable[SymbolFigures], *, daily: bool = True) -> Totals:
+        """Sum ``figures`` (symbols without trades are not counted as traded); ``daily=False``
+        leaves ``daily_pnl_usd`` empty, for callers that keep the session's days themselves."""
         totals = cls()
         with localcontext(CONTEXT):
             for f in figures:
-                totals.merge(f)
+                totals.merge(f, daily=daily)
                 totals.symbols_traded += 1 if f.trades else 0
         return totals
 

@@ -1,0 +1,100 @@
+from dataclasses import FrozenInstanceError, asdict, fields, replace
+from decimal import Decimal
+
+import pytest
+
+from perf_aggregator.ledger.trades import Trade, order_key
+
+AMOUNT, PRICE, COST, FEE = (
+    Decimal("12.00000000"),
+    Decimal("4.00000100"),
+    Decimal("48.0000120"),
+    Decimal("0.1"),
+)
+
+
+def by_keyword() -> Trade:
+    return Trade(
+        id="28457",
+        order_id="100234",
+        symbol="BNB/BTC",
+        base="BNB",
+        quote="BTC",
+        market_type="spot",
+        side="buy",
+        amount=AMOUNT,
+        price=PRICE,
+        cost=COST,
+        fee_cost=FEE,
+        fee_currency="BNB",
+        timestamp=1499865549590,
+    )
+
+
+def test_the_constructor_sets_every_field_by_keyword_or_position() -> None:
+    trade = by_keyword()
+    assert asdict(trade) == {
+        "id": "28457",
+        "order_id": "100234",
+        "symbol": "BNB/BTC",
+        "base": "BNB",
+        "quote": "BTC",
+        "market_type": "spot",
+        "side": "buy",
+        "amount": AMOUNT,
+        "price": PRICE,
+        "cost": COST,
+        "fee_cost": FEE,
+        "fee_currency": "BNB",
+        "timestamp": 1499865549590,
+        "exchange_realized_pnl": None,
+    }
+    positional = Trade(
+        "28457",
+        "100234",
+        "BNB/BTC",
+        "BNB",
+        "BTC",
+        "spot",
+        "buy",
+        AMOUNT,
+        PRICE,
+        COST,
+        FEE,
+        "BNB",
+        1499865549590,
+    )
+    assert positional == trade and hash(positional) == hash(trade)
+    with_pnl = Trade(
+        "28457",
+        "100234",
+        "BNB/BTC",
+        "BNB",
+        "BTC",
+        "spot",
+        "buy",
+        AMOUNT,
+        PRICE,
+        COST,
+        FEE,
+        "BNB",
+        1499865549590,
+        Decimal("-1.5"),
+    )
+    assert with_pnl.exchange_realized_pnl == Decimal("-1.5")
+    assert replace(trade, exchange_realized_pnl=Decimal("-1.5")) == with_pnl
+    assert [f.name for f in fields(Trade)][-1] == "exchange_realized_pnl"
+
+
+def test_trades_are_immutable() -> None:
+    trade = by_keyword()
+    with pytest.raises(FrozenInstanceError):
+        trade.amount = Decimal(1)  # type: ignore[misc]
+
+
+def test_key_and_processing_order() -> None:
+    trade = by_keyword()
+    assert trade.key == ("BNB/BTC", "28457", "buy")
+    assert trade.order == (1499865549590, (0, 28457), 0)
+    assert order_key(5, "TX-1", "sell") == (5, (1, "TX-1"), 1)
+    assert order_key(5, "9", "sell") < order_key(5, "10", "buy") < order_key(5, "A", "buy")
