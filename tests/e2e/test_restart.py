@@ -10,11 +10,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conftest import enclave_settings
 from perf_aggregator.api.app import create_app
@@ -33,24 +31,12 @@ from perf_aggregator.sessions.store import STORE_FILE
 from perf_aggregator.simulator.accounts import Account, RawTrade, generate_account
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
 from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
+from request_log import RequestLog
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 MY_TRADES = "/api/v3/myTrades"
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-
-
-class RequestLog:
-    """ASGI wrapper around the simulator recording the path and query of every request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.requests.append((scope["path"], parse_qs(scope["query_string"].decode())))
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture

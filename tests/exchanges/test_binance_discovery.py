@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conftest import enclave_settings
 from perf_aggregator.api.app import create_app
@@ -25,27 +24,12 @@ from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_a
 from perf_aggregator.simulator.binance_usdm import enable_futures
 from perf_aggregator.simulator.units import SCALE
 from perf_aggregator.tee.credentials import ExchangeCredentials
+from request_log import RequestLog
 
 DAY_MS = 86_400_000
 SPOT_ACCOUNT = "/api/v3/account"
 FUTURES_ACCOUNT = "/fapi/v2/account"
 INCOME = "/fapi/v1/income"
-
-
-class RequestLog:
-    """ASGI wrapper around the simulator that records the path of every request it serves."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
-
-    def count(self, path: str) -> int:
-        return self.paths.count(path)
 
 
 class FakeClock:

@@ -12,10 +12,8 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from perf_aggregator.clock import now_ms
 from perf_aggregator.devserver import serve_in_thread
@@ -34,23 +32,11 @@ from perf_aggregator.sessions.store import SessionRecord, SessionStore
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
 from perf_aggregator.tee.credentials import ExchangeCredentials
 from perf_aggregator.tee.sealing import Sealer
+from request_log import RequestLog
 
 DAY_MS = 86_400_000
 BOUNDS = PollingBounds(0.05, 0.1)
 MY_TRADES = "/api/v3/myTrades"
-
-
-class RequestLog:
-    """ASGI wrapper around the simulator recording the path and query of every request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.requests: list[tuple[str, dict[str, list[str]]]] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.requests.append((scope["path"], parse_qs(scope["query_string"].decode())))
-        await self.app(scope, receive, send)
 
 
 class CountingSink:
