@@ -145,6 +145,7 @@ def compute(
                 "unmatched_quantity": qty(s.unmatched),
                 "closed_trades": len(s.closed_pnls),
                 "winning_trades": len(wins),
+                "win_rate": len(wins) / len(s.closed_pnls) if s.closed_pnls else None,
             }
         all_closed = [p for s in syms.values() for p in s.closed_pnls]
         wins = [p for p in all_closed if p > 0]

@@ -125,3 +125,70 @@ async def test_a_penalty_moves_waiting_callers_back_in_order_without_a_burst() -
     # the pause and kept their 20 ms spacing instead of all firing when it ended.
     for k, (_, at) in enumerate(done[1:], start=1):
         assert at >= reserved_from + 0.2 + k * 0.02 - 0.001
+
+
+WEIGHT = 20
+"""Binance's ``myTrades`` weight: every request of this sketch costs the same."""
+
+
+def live_wait_behind_backfills(
+    budget: RequestBudget, clock: FakeClock, backfills: int, remaining: int, live_after: int
+) -> tuple[float, int]:
+    """``backfills`` clients each keep one request reserved (re-reserving the moment theirs is
+    granted) until each has made ``remaining``; after ``live_after`` grants a live client reserves
+    once. Returns how long the live client waited and how many backfill grants came between its
+    reservation and its own grant."""
+    left = dict.fromkeys(range(backfills), remaining)
+    # The budget grants in reservation order, so a FIFO queue of reservations models it exactly.
+    queue = [(budget.reserve(WEIGHT), client) for client in range(backfills)]
+    granted = 0
+    live: tuple[float, int] | None = None  # when the live client reserved, grants up to then
+    while queue:
+        at, client = queue.pop(0)
+        assert clock.now <= at  # grants come in reservation order
+        clock.now = at
+        if client == -1:
+            assert live is not None
+            return clock.now - live[0], granted - live[1]
+        granted += 1
+        left[client] -= 1
+        if left[client]:
+            queue.append((budget.reserve(WEIGHT), client))
+        if granted == live_after:
+            live = (clock.now, granted)
+            queue.append((budget.reserve(WEIGHT), -1))
+    raise AssertionError("the live client was never granted")
+
+
+@pytest.mark.parametrize("live_after", [1, 40, 3000])
+def test_a_live_poll_waits_at_most_one_request_per_backfilling_session(live_after: int) -> None:
+    """Issue 4: new sessions' backfills cannot starve live sessions, however long they go on."""
+    clock = FakeClock()
+    budget = RequestBudget(600, clock=clock)  # 480 weight/min: one request of 20 every 2.5 s
+    slot = WEIGHT * 60 / (600 * HEADROOM)
+    backfills = 8
+    waited, overtaken = live_wait_behind_backfills(budget, clock, backfills, 10_000, live_after)
+    assert overtaken <= backfills
+    assert waited <= (backfills + 1) * slot
+
+
+def test_the_live_wait_does_not_grow_with_the_backfills_still_to_do() -> None:
+    """Backfills that arrived first with thousands of requests still to make delay a live poll by
+    the same few slots as backfills about to finish: one request each, not their backlog."""
+    slot = WEIGHT * 60 / (600 * HEADROOM)
+    backfills = 8
+    waits = []
+    for remaining in (60, 5_000):
+        clock = FakeClock()
+        budget = RequestBudget(600, clock=clock)
+        waits.append(live_wait_behind_backfills(budget, clock, backfills, remaining, 50))
+    assert waits[0] == waits[1]
+    waited, overtaken = waits[1]
+    assert overtaken <= backfills and waited <= (backfills + 1) * slot
+    assert waited < 5_000 * slot / 100  # far sooner than the backlog: 5000 requests per session
+    # What the bound rests on: a session with its whole backlog reserved at once would be ahead.
+    clock = FakeClock()
+    budget = RequestBudget(600, clock=clock)
+    for _ in range(5_000):
+        budget.reserve(WEIGHT)
+    assert budget.reserve(WEIGHT) - clock.now > 4_000 * slot

@@ -52,6 +52,7 @@ def test_spot_round_trip_with_fees_in_bnb_and_in_quote() -> None:
             "unmatched_quantity": "0",
             "closed_trades": 1,
             "winning_trades": 1,
+            "win_rate": 1.0,
             "unpriced_trades": 0,
             "period_start": "2026-01-05T10:00:00.000Z",
             "period_end": "2026-01-05T14:30:00.000Z",

@@ -76,12 +76,20 @@ def test_symbol_documents_render_decimal_strings_rounded_half_even() -> None:
         "unmatched_quantity": "0",
         "closed_trades": 1,
         "winning_trades": 1,
+        "win_rate": 1.0,
         "unpriced_trades": 0,
         "period_start": "2026-01-05T00:00:00.001Z",
         "period_end": "2026-01-07T00:00:00.999Z",
     }
     assert (eth["symbol"], eth["volume_usd"], eth["realized_pnl_usd"]) == ("ETH/USDT:USDT", "0.00000001", "0")
     assert (eth["open_quantity"], eth["unpriced_trades"], eth["return_pct"]) == ("-0.5", 1, -0.0000001)
+    assert (eth["closed_trades"], eth["winning_trades"], eth["win_rate"]) == (1, 0, 0.0)
+
+
+def test_symbol_win_rate_is_null_without_closed_trades() -> None:
+    opened = SymbolFigures("SOL/USDT", "SOL", "USDT", "spot", trades=1, open_quantity=Decimal(2))
+    (doc,) = symbol_documents([opened])
+    assert (doc["closed_trades"], doc["winning_trades"], doc["win_rate"]) == (0, 0, None)
 
 
 def test_totals_document_sums_before_rounding() -> None:

@@ -103,6 +103,7 @@ SPOT_SYMBOL: Expected = {
     "unmatched_quantity": "0",
     "closed_trades": 2,
     "winning_trades": 1,
+    "win_rate": 0.5,
     "unpriced_trades": 0,
     **SPOT_PERIOD,
 }
@@ -182,6 +183,7 @@ def test_f_a_late_trade_arriving_after_reads_gives_the_in_order_figures() -> Non
             "unmatched_quantity": "2",
             "closed_trades": 1,
             "winning_trades": 1,
+            "win_rate": 1.0,
             "unpriced_trades": 0,
             **early,
         }
@@ -257,6 +259,7 @@ def test_b_swap_short_partly_covered_then_flipped_to_long() -> None:
             "unmatched_quantity": "0",
             "closed_trades": 3,
             "winning_trades": 2,
+            "win_rate": 2 / 3,
             "unpriced_trades": 0,
             **span,
         }
@@ -326,6 +329,7 @@ def test_c_sells_without_lots_are_unmatched() -> None:
             "unmatched_quantity": "0.5",  # 0.3 + 0.2
             "closed_trades": 1,
             "winning_trades": 1,
+            "win_rate": 1.0,
             "unpriced_trades": 0,
             **span,
         }
@@ -401,6 +405,7 @@ def test_d_an_unpriced_trade_counts_fully_once_its_candle_is_fetched() -> None:
             "unmatched_quantity": "4",
             "closed_trades": 0,
             "winning_trades": 0,
+            "win_rate": None,
             "unpriced_trades": 2,
             **span,
         }
@@ -465,6 +470,7 @@ def test_d_an_unpriced_trade_counts_fully_once_its_candle_is_fetched() -> None:
             "unmatched_quantity": "0",
             "closed_trades": 1,
             "winning_trades": 1,
+            "win_rate": 1.0,
             "unpriced_trades": 1,
             **span,
         }
@@ -535,6 +541,7 @@ def test_e_days_without_trades_inside_the_period() -> None:
             "unmatched_quantity": "0",
             "closed_trades": 2,
             "winning_trades": 2,
+            "win_rate": 1.0,
             "unpriced_trades": 0,
             **btc_span,
         },
@@ -553,6 +560,7 @@ def test_e_days_without_trades_inside_the_period() -> None:
             "unmatched_quantity": "0",
             "closed_trades": 1,
             "winning_trades": 0,
+            "win_rate": 0.0,
             "unpriced_trades": 0,
             **period("2026-01-07T08:00:00", "2026-01-07T20:00:00"),
         },

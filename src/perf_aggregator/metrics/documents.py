@@ -103,6 +103,7 @@ def _symbol_document(f: SymbolFigures) -> Document:
         "unmatched_quantity": plain(f.unmatched_quantity),
         "closed_trades": f.closed_trades,
         "winning_trades": f.winning_trades,
+        "win_rate": _win_rate(f.winning_trades, f.closed_trades),
         "unpriced_trades": f.unpriced_trades,
         "period_start": _time(f.period_start_ms),
         "period_end": _time(f.period_end_ms),

@@ -101,6 +101,9 @@ def swap_reference(
                 "unmatched_quantity": "0",
                 "closed_trades": len(b.closed_pnls),
                 "winning_trades": sum(1 for p in b.closed_pnls if p > 0),
+                "win_rate": (
+                    sum(1 for p in b.closed_pnls if p > 0) / len(b.closed_pnls) if b.closed_pnls else None
+                ),
             }
             for name, b in sorted(books.items())
         }
