@@ -17,10 +17,10 @@ from perf_aggregator.config import Settings
 from perf_aggregator.exchanges.base import ExchangeConnector
 from perf_aggregator.exchanges.errors import ExchangeError
 from perf_aggregator.exchanges.registry import (
-    SUPPORTED_EXCHANGES,
     account_connector,
     market_data_connector,
     supports,
+    supports_exchange,
 )
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.polling.pricing import PriceService
@@ -109,7 +109,7 @@ class SessionRegistry:
         Nothing is kept when this raises.
         """
         exchange = envelope.metadata.get("exchange")
-        if exchange not in SUPPORTED_EXCHANGES:
+        if not supports_exchange(exchange):
             raise UnsupportedExchange(f"exchange {exchange!r} is not supported")
         enc_id = hashlib.sha256(envelope.enc).digest()
         if enc_id in self._envelopes_seen:
