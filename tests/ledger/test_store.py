@@ -149,3 +149,67 @@ def test_gallop_finds_the_first_position_after_a_rank() -> None:
             rank = ((probe, (0, probe), 0), str(probe))
             want = next((p for p in range(start, len(ranks)) if ranks[p] > rank), len(ranks))
             assert gallop(len(ranks), ranks.__getitem__, rank, start) == want
+
+
+def _contents(stored: SymbolTrades) -> list[tuple[Trade, Decimal | None, Decimal | None]]:
+    return [(stored.trade(i), stored.quote_rates[i], stored.fee_rates[i]) for i in range(len(stored))]
+
+
+def test_a_run_in_order_is_stored_at_once_as_appending_one_at_a_time_would() -> None:
+    run = [
+        make_trade("100", "buy", "1.50000000", "10.5", T10, fee="0.001", fee_currency="BTC"),
+        make_trade("100", "sell", "1.5", "10.5", T10),  # a self-trade: same id, both sides
+        make_trade("101", "sell", "0.2", "11", T10 + MINUTE),
+        make_trade("105", "buy", "3", "9", T10 + MINUTE),
+    ]
+    rates: list[Decimal | None] = [ONE, None, ONE, Decimal("0.5")]
+    one_by_one = store_for(run[0])
+    for trade, rate in zip(run, rates, strict=True):
+        assert one_by_one.append(trade, rate, rate)
+    at_once = store_for(run[0])
+    assert at_once.extend(run[:2], rates[:2], rates[:2]) == 0
+    # The next page starts with the last trades stored (polled from the last id seen).
+    assert at_once.extend(run[:2] + run[2:], rates, rates) == 2
+    assert _contents(at_once) == _contents(one_by_one)
+    assert at_once.contains("100", "sell") and not at_once.contains("101", "buy")
+    assert at_once.extend(run[3:], rates[3:], rates[3:]) == 1  # all repeats: nothing new
+    assert len(at_once) == 4
+    assert at_once.append(make_trade("106", "buy", "1", "9", T10 + MINUTE), ONE, ONE)
+
+
+def test_a_run_that_does_not_fit_is_not_stored() -> None:
+    first = make_trade("100", "buy", "1", "10", T10)
+    stored = store_for(first)
+    assert stored.extend([first], [ONE], [ONE]) == 0
+    later = T10 + MINUTE
+    runs = {
+        "id not canonical": [make_trade("0101", "buy", "1", "10", later)],
+        "id with a sign": [make_trade("+101", "buy", "1", "10", later)],
+        "id too long": [make_trade("9" * 19, "buy", "1", "10", later)],
+        "text id": [make_trade("TX-1", "buy", "1", "10", later)],
+        "ids going down": [
+            make_trade("103", "buy", "1", "10", later),
+            make_trade("102", "buy", "1", "10", later),
+        ],
+        "the same trade twice": [make_trade("103", "buy", "1", "10", later)] * 2,
+        "time going back": [
+            make_trade("101", "buy", "1", "10", later),
+            make_trade("102", "buy", "1", "10", T10),
+        ],
+        "before the last stored": [make_trade("101", "buy", "1", "10", T10 - MINUTE)],
+        "an older id, not stored": [make_trade("99", "buy", "1", "10", later)],
+    }
+    for reason, run in runs.items():
+        assert stored.extend(run, [ONE] * len(run), [ONE] * len(run)) is None, reason
+        assert len(stored) == 1, reason
+    assert stored.extend([], [], []) is None
+    assert (
+        stored.extend([make_trade("100", "sell", "1", "10", T10)], [ONE], [ONE]) == 0
+    )  # a self-trade's other side
+    assert len(stored) == 2
+    # A store in arrival order takes a run after its last trade at once too, or else nothing.
+    unordered = SymbolTrades("BTC/USDT", "BTC", "USDT", "spot", ordered=False)
+    assert unordered.extend([first], [None], [None]) == 0
+    assert unordered.extend([make_trade("99", "buy", "1", "10", T10)], [None], [None]) is None
+    assert unordered.append(make_trade("99", "buy", "1", "10", T10), None, None)  # older: arrival order
+    assert len(unordered) == 2

@@ -88,8 +88,12 @@ def test_the_constructor_sets_every_field_by_keyword_or_position() -> None:
 
 def test_trades_are_immutable() -> None:
     trade = by_keyword()
+    assert type(trade) is Trade  # __init__ fills the slots under another class, then restores it
     with pytest.raises(FrozenInstanceError):
         trade.amount = Decimal(1)  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        del trade.id  # type: ignore[misc]
+    assert trade == by_keyword() and hash(trade) == hash(by_keyword())
 
 
 def test_key_and_processing_order() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from itertools import islice
+from itertools import chain, islice
 
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, STABLECOINS, PriceBook, valuation_needs
@@ -19,6 +19,8 @@ from perf_aggregator.metrics.figures import DAY_MS, SymbolFigures, Totals
 from perf_aggregator.metrics.precision import CONTEXT
 
 _ZERO = Decimal(0)
+_REPLAY_PAGE = 1000
+"""Trades rebuilt at once by a replay."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,25 +96,155 @@ class Ledger:
         """
         added = 0
         symbols = self._symbols
-        process = self._process
         with localcontext(CONTEXT):
             iterator = iter(trades)
-            for trade in iterator:
+            trade = next(iterator, None)
+            while trade is not None:
                 state = symbols.get(trade.symbol)
                 if state is None:
                     state = self._new_symbol(trade)
-                elif state.stale:
-                    added += self._add_unordered(trade, iterator)
-                    break
-                if process(state, trade, None, None):
-                    added += 1
-                elif not state.holds(trade):  # not a repeat (pages overlap by a trade): older
-                    added += self._add_unordered(trade, iterator)
-                    break
+                    count, trade = self._run(state, trade, iterator)
+                else:
+                    count, trade = (self._set_aside if state.stale else self._run)(state, trade, iterator)
+                added += count
         if added:
             self._count += added
             self._totals = None
         return added
+
+    def _run(self, state: _Symbol, trade: Trade, rest: Iterator[Trade]) -> tuple[int, Trade | None]:
+        """Process ``trade`` and the trades after it in ``rest`` while they are of its symbol
+        (``state``, not stale) and come in order, skipping repeats; from an older one on, hand the
+        rest to :meth:`_add_unordered`. Returns how many were new and the first trade of another
+        symbol (``None`` once ``rest`` is used up).
+
+        Pages read forward go a run at a time: the run is valued, then stored in one go when it
+        can be (:meth:`SymbolTrades.extend`), then paired (:meth:`_store_and_pair`).
+        """
+        symbol, quote = state.trades.symbol, state.trades.quote
+        run = [trade]
+        following = next(rest, None)
+        while following is not None and following.symbol == symbol:
+            run.append(following)
+            following = next(rest, None)
+        quote_rates, fee_rates = self._valued(run, quote)
+        count, older = self._store_and_pair(state, run, quote_rates, fee_rates)
+        if older >= 0:
+            later = run[older + 1 :]
+            if following is not None:  # already taken from rest
+                later.append(following)
+            return count + self._add_unordered(run[older], chain(later, rest)), None
+        return count, following
+
+    def _set_aside(self, state: _Symbol, trade: Trade, rest: Iterator[Trade]) -> tuple[int, Trade | None]:
+        """For a stale symbol: set ``trade`` and the trades after it in ``rest`` while they are of
+        its symbol aside for the replay, as :meth:`_add_unordered` would; in one go when they are
+        all older than its processed trades and fit :meth:`SymbolTrades.extend` on its late ones
+        (history pages read forward after the newest one). Returns as :meth:`_run` does."""
+        run = [trade]
+        symbol = trade.symbol
+        following = next(rest, None)
+        while following is not None and following.symbol == symbol:
+            run.append(following)
+            following = next(rest, None)
+        stored = state.trades
+        if not stored or rank_of(run[-1]) < stored.rank(0):  # none can be a processed one
+            unvalued: list[Decimal | None] = [None] * len(run)
+            skipped = _late_of(state).extend(run, unvalued, unvalued)
+            if skipped is not None:
+                return len(run) - skipped, following
+        if following is not None:
+            run.append(following)
+        return self._add_unordered(run[0], chain(run[1:], rest)), None
+
+    def _valued(self, run: list[Trade], quote: str) -> tuple[list[Decimal | None], list[Decimal | None]]:
+        """USD per quote unit and per fee currency unit of each trade of ``run`` (of one symbol,
+        quoted in ``quote``) at its time: both ``None`` when either is missing (unpriced), and a zero
+        fee's rate 0 (its ``fee_usd`` is 0 whatever the price). As :meth:`_rates`, for a page."""
+        rate = self._prices.rate
+        stable_quote = quote in STABLECOINS
+        quote_rates: list[Decimal | None] = []
+        fee_rates: list[Decimal | None] = []
+        for trade in run:
+            timestamp = trade.timestamp
+            quote_rate = ONE if stable_quote else rate(quote, timestamp)
+            if not trade.fee_cost:
+                fee_rate: Decimal | None = _ZERO
+            elif (currency := trade.fee_currency) == quote:
+                fee_rate = quote_rate  # the fee currency's rate is the quote's
+            else:
+                fee_rate = ONE if currency in STABLECOINS else rate(currency, timestamp)
+            if quote_rate is None or fee_rate is None:
+                quote_rate = fee_rate = None
+            quote_rates.append(quote_rate)
+            fee_rates.append(fee_rate)
+        return quote_rates, fee_rates
+
+    def _store_and_pair(
+        self,
+        state: _Symbol,
+        run: list[Trade],
+        quote_rates: list[Decimal | None],
+        fee_rates: list[Decimal | None],
+        records: list[str] | None = None,
+    ) -> tuple[int, int]:
+        """Store and apply, in order, the trades of ``run`` (one symbol's, valued at the given rates,
+        ``None`` for unpriced; ``records`` their stored text when replayed) that are new, up to the
+        first one older than the stored ones. Returns how many were new and the position of that
+        older one (-1 when none was). Runs in the ledger's decimal context; the symbol's running
+        sums are held in locals and written back once, with the same operations in the same order
+        as a trade at a time.
+        """
+        stored, figures, book = state.trades, state.figures, state.book
+        skipped = stored.extend(run, quote_rates, fee_rates, records)
+        append = None if skipped is not None else stored.append
+        apply, unpriced, add_day, record_close = (
+            book.apply,
+            state.unpriced,
+            self._daily.add,
+            figures.record_close,
+        )
+        count = priced = 0
+        start, end = figures.period_start_ms, figures.period_end_ms
+        volume, fees = figures.volume_usd, figures.fees_usd
+        older = -1
+        try:
+            for i in range(skipped or 0, len(run)):
+                trade, quote_rate, fee_rate = run[i], quote_rates[i], fee_rates[i]
+                if append is not None and not append(
+                    trade, quote_rate, fee_rate, None if records is None else records[i]
+                ):
+                    if state.holds(trade):
+                        continue  # a repeat (pages overlap by a trade)
+                    older = i
+                    break
+                count += 1
+                timestamp = trade.timestamp
+                if start is None or timestamp < start:
+                    start = timestamp
+                if end is None or timestamp > end:
+                    end = timestamp
+                if quote_rate is None or fee_rate is None:
+                    unpriced.append(len(stored) - len(run) + i if append is None else len(stored) - 1)
+                    figures.unpriced_trades += 1
+                    continue
+                fee_usd = _usd(trade.fee_cost, fee_rate)
+                volume += trade.cost if quote_rate is ONE else trade.cost * quote_rate
+                fees += fee_usd
+                priced += 1
+                closed = apply(trade, fee_usd, quote_rate)
+                if closed is not None:
+                    record_close(*closed)
+                    add_day(closed.timestamp // DAY_MS, closed.pnl_usd)
+        finally:
+            figures.trades += count
+            figures.period_start_ms, figures.period_end_ms = start, end
+            if priced:
+                figures.volume_usd, figures.fees_usd = volume, fees
+                figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
+            if count:
+                state.document = None
+        return count, older
 
     def revalue(self) -> bool:
         """Re-process the symbols whose unpriced trades can now be priced; whether any could."""
@@ -219,13 +351,11 @@ class Ledger:
         fresh.sort(key=_first)
         for _, trade in fresh:
             state = symbols.get(trade.symbol) or self._new_symbol(trade)
-            if state.stale or not self._process(state, trade, None, None):
-                if state.late is None:
-                    stored = state.trades
-                    state.late = SymbolTrades(
-                        stored.symbol, stored.base, stored.quote, stored.market_type, ordered=False
-                    )
-                state.late.append(trade, None, None)
+            if (
+                state.stale
+                or not self._store_and_pair(state, [trade], *self._valued([trade], trade.quote))[0]
+            ):
+                _late_of(state).append(trade, None, None)
                 self._mark_stale(state)  # replayed in order before the next read
         return len(fresh)
 
@@ -261,71 +391,32 @@ class Ledger:
             k = 0
             while k < len(order) and i < len(old):
                 stop = gallop(len(order), late_rank, old.rank(i), k)
-                for j in order[k:stop]:
-                    self._replayed(fresh, late.trade(j), None, None, late.record(j))
+                self._replay_run(fresh, late, order[k:stop])
                 k = stop
                 if k < len(order):
                     stop = gallop(len(old), old.rank, late_rank(k), i)
-                    self._replay_stored(fresh, old, i, stop)
+                    self._replay_run(fresh, old, range(i, stop))
                     i = stop
-            for j in order[k:]:
-                self._replayed(fresh, late.trade(j), None, None, late.record(j))
-        self._replay_stored(fresh, old, i, len(old))
+            self._replay_run(fresh, late, order[k:])
+        self._replay_run(fresh, old, range(i, len(old)))
 
-    def _replay_stored(self, state: _Symbol, old: SymbolTrades, start: int, stop: int) -> None:
-        """Replay ``old``'s trades ``start`` to ``stop`` (excluded) at the rates they were valued at
-        (final), reusing their records."""
-        quote_rates, fee_rates = old.quote_rates, old.fee_rates
-        for i in range(start, stop):
-            self._replayed(state, old.trade(i), quote_rates[i], fee_rates[i], old.record(i))
-
-    def _replayed(
-        self,
-        state: _Symbol,
-        trade: Trade,
-        quote_rate: Decimal | None,
-        fee_rate: Decimal | None,
-        record: str | None,
-    ) -> None:
-        if not self._process(state, trade, quote_rate, fee_rate, record):
-            raise AssertionError("a replayed trade is out of order")
-
-    def _process(
-        self,
-        state: _Symbol,
-        trade: Trade,
-        quote_rate: Decimal | None,
-        fee_rate: Decimal | None,
-        record: str | None = None,
-    ) -> bool:
-        """Store and apply ``trade`` if it comes after every stored trade of its symbol and is new;
-        whether it did. It is valued at the given rates, looked up when ``None`` (runs in the
-        ledger's decimal context); ``record`` is its stored text when replayed."""
-        if quote_rate is None or fee_rate is None:
-            rates = self._rates(trade)
-            quote_rate, fee_rate = (None, None) if rates is None else rates
-        stored = state.trades
-        figures = state.figures
-        if quote_rate is None or fee_rate is None:
-            if not stored.append(trade, None, None, record):
-                return False
-            state.unpriced.append(len(stored) - 1)
-            figures.record_trade(trade.timestamp)
-            figures.record_unpriced()
-        else:
-            if not stored.append(trade, quote_rate, fee_rate, record):
-                return False
-            fee_usd = _usd(trade.fee_cost, fee_rate)
-            figures.record_fill(trade.timestamp, _usd(trade.cost, quote_rate), fee_usd)
-            book = state.book
-            closed = book.apply(trade, fee_usd, quote_rate)
-            if closed is not None:
-                figures.record_close(*closed)
-                self._daily.add(closed.timestamp // DAY_MS, closed.pnl_usd)
-            figures.open_quantity = book.position
-            figures.unmatched_quantity = book.unmatched
-        state.document = None
-        return True
+    def _replay_run(self, state: _Symbol, source: SymbolTrades, indexes: Sequence[int]) -> None:
+        """Replay ``source``'s trades at ``indexes`` (in processing order) into ``state``, reusing
+        their records and the rates they were valued at (final); unpriced ones are looked up again.
+        A page at a time, so that only a page of trades is rebuilt at once."""
+        rates = self._rates
+        for start in range(0, len(indexes), _REPLAY_PAGE):
+            chunk = indexes[start : start + _REPLAY_PAGE]
+            run = [source.trade(j) for j in chunk]
+            quote_rates = [source.quote_rates[j] for j in chunk]
+            fee_rates = [source.fee_rates[j] for j in chunk]
+            for n, trade in enumerate(run):
+                if quote_rates[n] is None or fee_rates[n] is None:
+                    quote_rates[n], fee_rates[n] = rates(trade) or (None, None)
+            records = [source.record(j) for j in chunk]
+            count, older = self._store_and_pair(state, run, quote_rates, fee_rates, records)
+            if older >= 0 or count != len(run):
+                raise AssertionError("a replayed trade is out of order")
 
     def _rates(self, trade: Trade) -> tuple[Decimal, Decimal] | None:
         """USD per quote unit and per fee currency unit at the trade's time (``None`` if either
@@ -346,6 +437,14 @@ def _listed(stored: SymbolTrades, start: int) -> Iterator[tuple[OrderKey, str, i
     symbol = stored.symbol
     for i in range(start, len(stored)):
         yield stored.order(i), symbol, i, stored
+
+
+def _late_of(state: _Symbol) -> SymbolTrades:
+    """The symbol's late trades (an empty store, new, when it has none)."""
+    if state.late is None:
+        stored = state.trades
+        state.late = SymbolTrades(stored.symbol, stored.base, stored.quote, stored.market_type, ordered=False)
+    return state.late
 
 
 def _first(item: tuple[Rank, Trade]) -> Rank:

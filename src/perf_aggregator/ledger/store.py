@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from itertools import islice
+from operator import le, lt
 
 from perf_aggregator.ledger.trades import MarketType, OrderKey, Side, Trade, order_key
 
@@ -24,6 +26,7 @@ integers but spelled differently (``7``, ``007``) still have one order whatever 
 _SIDES: tuple[Side, Side] = ("buy", "sell")
 _MAX_DIGITS = 18
 """Ids of at most 18 digits fit the signed 64-bit id column."""
+_ID_LIMIT = 10**_MAX_DIGITS
 
 
 def numeric_id(trade_id: str) -> int | None:
@@ -134,6 +137,59 @@ class SymbolTrades:
         self.quote_rates.append(quote_rate)
         self.fee_rates.append(fee_rate)
         return True
+
+    def extend(
+        self,
+        trades: Sequence[Trade],
+        quote_rates: Sequence[Decimal | None],
+        fee_rates: Sequence[Decimal | None],
+        records: Sequence[str] | None = None,
+    ) -> int | None:
+        """Store a run of trades in one go (rates as for :meth:`append`), when the ids are canonical
+        numbers, each ``(id, side)`` is above the one before and no time goes back (pages read
+        forward on Binance), skipping leading repeats (a page polled from the last id seen).
+        Returns how many leading repeats were skipped, or ``None`` (nothing stored) when the run
+        does not fit: the caller then appends one at a time. ``records``: the trades' :meth:`record`
+        from another store, when they have one.
+        """
+        ids = self.ids
+        if self._keys is not None or not isinstance(ids, array) or not trades:
+            return None
+        tids = [t.id for t in trades]
+        try:
+            values = list(map(int, tids))
+        except ValueError:
+            return None
+        # Canonical spellings only (int() also reads signs, spaces, "_" and non-ASCII digits).
+        if list(map(str, values)) != tids:
+            return None
+        sides = [0 if t.side == "buy" else 1 for t in trades]
+        codes = [2 * v + side for v, side in zip(values, sides, strict=True)]
+        times = [t.timestamp for t in trades]
+        if not (all(map(lt, codes, islice(codes, 1, None))) and all(map(le, times, islice(times, 1, None)))):
+            return None
+        if values[0] < 0 or values[-1] >= _ID_LIMIT:
+            return None
+        skip = 0
+        if self.times:
+            last_code, last_time = 2 * ids[-1] + self.sides[-1], self.times[-1]
+            while skip < len(trades) and codes[skip] <= last_code:
+                if not self.contains(tids[skip], trades[skip].side):
+                    return None  # older than the last stored trade
+                skip += 1
+            if skip < len(trades) and times[skip] < last_time:
+                return None
+            if skip:
+                del values[:skip], sides[:skip], times[:skip]
+                trades, quote_rates, fee_rates = trades[skip:], quote_rates[skip:], fee_rates[skip:]
+                records = None if records is None else records[skip:]
+        self.times.extend(times)
+        ids.extend(values)
+        self.sides.extend(sides)
+        self._records.extend(map(_record, trades) if records is None else records)
+        self.quote_rates.extend(quote_rates)
+        self.fee_rates.extend(fee_rates)
+        return skip
 
     def _append_id(self, trade: Trade, side: int) -> bool:
         """Append the id of a trade the shortcut could not place, if it comes after every stored
