@@ -22,9 +22,13 @@ from perf_aggregator.sessions.errors import (
     UnsupportedAccountType,
     UnsupportedExchange,
 )
-from perf_aggregator.tee.credentials import CredentialsFormatError, EnvelopeError
+from perf_aggregator.sessions.registry import PurgeFailed
+from perf_aggregator.tee.credentials import CredentialsFormatError, EnvelopeError, MetadataError
 
 log = logging.getLogger(__name__)
+
+PURGE_RETRY_AFTER_S = 5
+"""``Retry-After`` of a revocation the sealed store could not carry out."""
 
 
 class ApiError(Exception):
@@ -59,12 +63,15 @@ def _from_domain(exc: Exception) -> ApiError:
         return ApiError(400, "invalid_envelope", f"The envelope cannot be used: {exc}.")
     if isinstance(exc, CredentialsFormatError | UnsupportedAccountType):
         return ApiError(400, "invalid_request", f"{exc}.")
+    if isinstance(exc, MetadataError):
+        return ApiError(400, "invalid_request", f"Invalid request: {exc}.")
     if isinstance(exc, EnvelopeReplayed):
         return ApiError(409, "envelope_replayed", "This envelope was already submitted; encrypt again.")
     if isinstance(exc, UnsupportedExchange):
         return ApiError(422, "unsupported_exchange", f"{exc}.")
     if isinstance(exc, CredentialsRejected):
-        return ApiError(422, "credentials_rejected", "The exchange refused these credentials.")
+        # Connector messages are ours and name no credential (exchanges/errors.py).
+        return ApiError(422, "credentials_rejected", f"The exchange refused these credentials: {exc}.")
     if isinstance(exc, KeyNotReadOnly):
         return ApiError(
             422,
@@ -78,6 +85,13 @@ def _from_domain(exc: Exception) -> ApiError:
             "exchange_unavailable",
             "The exchange could not be reached to validate the key.",
             {"Retry-After": retry},
+        )
+    if isinstance(exc, PurgeFailed):
+        return ApiError(
+            503,
+            "service_unavailable",
+            "The session could not be deleted right now; it is still live, retry.",
+            {"Retry-After": str(PURGE_RETRY_AFTER_S)},
         )
     if isinstance(exc, ExchangeError):
         return ApiError(
@@ -94,10 +108,12 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     Unauthorized,
     EnvelopeError,
     CredentialsFormatError,
+    MetadataError,
     UnsupportedAccountType,
     EnvelopeReplayed,
     UnsupportedExchange,
     ExchangeError,
+    PurgeFailed,
 )
 
 

@@ -36,11 +36,13 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
     ExchangeUnavailable,
     KeyNotReadOnly,
     RateLimited,
+    raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
 from perf_aggregator.ledger.trades import Trade
@@ -242,6 +244,10 @@ class BinanceSpot:
                 continue
             except ccxt_errors.BaseError as exc:
                 raise self._failure(exc) from None
+            except (TypeError, ValueError) as exc:  # ccxt could not sign with the secret (bad PEM)
+                if raised_while_signing(exc):
+                    raise CredentialsRejected(MALFORMED_KEY_MESSAGE) from None
+                raise
             if not isinstance(answer, expect):
                 raise ExchangeUnavailable("Binance answered with a malformed body")
             return answer

@@ -5,21 +5,38 @@ parsers keep the exchange's decimal text (or the shortest repr of a JSON number,
 the text sent) and this module turns it into :class:`~decimal.Decimal`, never through a float.
 
 **Paging.** Exchanges differ in which end of a range they return when it holds more than a
-page (Binance the oldest trades, Kraken the newest), so a page is trusted only when it is
-not full. Each call asks one *window* ``[start, end]`` (``until`` = ``end``, ``limit`` = the
-page size ccxt declares, or :data:`FALLBACK_PAGE` when it declares none). A window answered
-with fewer trades than the page is complete: its trades are returned and the next window
-starts at ``end`` (that millisecond is read again; the ledger dedups by ``(symbol, id,
-side)``). A full page is dropped and the same start is asked again with half the window.
-A full page in a one-millisecond window is a millisecond holding a page of trades or more:
-the page size is doubled up to :data:`MAX_PAGE`; if it is still full there, its trades are
-kept and the walk moves on one millisecond (the rest of that millisecond cannot be asked
-for; this is logged). Windows double again after each complete one, up to the exchange's
-declared range limit (``untilDays``) or :data:`MAX_WINDOW_MS`. Once a window reaches the
-present, the walk is done; the next one resumes at the last trade's timestamp, or
-:data:`SETTLE_MS` before the present if that is later (trades published late by up to
-that much are still read). The query itself starts one second early and the answer is
-filtered to the window, for exchanges whose ``since`` is whole seconds and exclusive.
+page (Binance the oldest trades, Kraken the newest), and in how they round ``since`` and
+``until``, so the walk trusts an answer only as far as it proves. Each call asks one
+*window* ``[start, end]``: ``until`` = ``end`` (inclusive, as ccxt's unified API defines
+it); ``since`` = ``start`` minus :data:`SINCE_SLACK_MS` for a window of a second or more,
+for exchanges whose ``since`` is whole seconds and exclusive (a narrower window is asked
+from ``start``, or one millisecond before when ``start`` is a whole second: ccxt rounds
+down); ``limit`` = the page size ccxt declares, or :data:`FALLBACK_PAGE` when it declares
+none; more is never asked for. An answer is *full* when it holds that many trades or more,
+counting those outside the window. A window is *complete* when its answer is not full, or is
+full but holds trades both before ``start`` and after ``end`` (whichever end the exchange
+cut, the window lies inside what it sent). The trades of a complete window are returned and
+the next window starts at ``end + 1``, twice as wide (up to the exchange's declared range
+limit, ``untilDays``, or :data:`MAX_WINDOW_MS`). Any other full answer is dropped and the
+same start is asked again with half the window. A one-millisecond window that is still not
+complete is *crowded*: its millisecond (with the one before when it starts a second, or,
+where the exchange rounds to seconds, its whole second) holds a page of trades or more. Its
+trades that came are kept, a warning is logged, and the walk moves on to a one-millisecond
+window at the next millisecond; the rest cannot be asked for through ccxt's unified API (on
+an exchange that rounds to seconds, the rest of a crowded second is walked one millisecond
+per call). So the walk always moves forward. Once a window reaches the present, the walk is
+done; the next one resumes :data:`SETTLE_MS` before the present, so trades published late by
+up to that much are still read (the re-read trades are dropped by the ledger's dedup on
+``(symbol, id, side)``).
+
+**Fees.** ccxt gives ``fees``, one entry per currency, and ``fee`` only when there is one
+currency. Fees in one currency are that fee (none at all: zero in the quote currency); with
+several currencies, those of zero cost are ignored. Fees in both the market's base and quote
+currency become one fee in the quote currency, the base part valued exactly at the fill's
+price (what the base fee withheld was worth in that fill). Fees in any other mix of
+currencies cannot be stated as one fee without a price the trade does not carry: such a
+trade is refused as malformed (the walk stops there and retries) rather than recorded with a
+wrong fee.
 
 **Symbols.** Where ccxt says ``fetchMyTrades`` needs no symbol, one walk over the
 pseudo-symbol :data:`ALL_PAIRS` reads every market. Otherwise: markets whose base currency
@@ -39,7 +56,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
@@ -52,10 +69,12 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
     ExchangeUnavailable,
     RateLimited,
+    raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
 from perf_aggregator.ledger.trades import Side, Trade
@@ -71,7 +90,8 @@ MINUTE_MS = 60_000
 DAY_MS = 86_400_000
 MAX_WINDOW_MS = 30 * DAY_MS
 SETTLE_MS = MINUTE_MS
-SINCE_SLACK_MS = 1000
+SECOND_MS = 1000
+SINCE_SLACK_MS = SECOND_MS
 DISCOVERY_REFRESH_MS = 10 * MINUTE_MS
 RATE_LIMIT_PAUSE_S = 30.0
 KEY_PERMISSIONS_WARNING = (
@@ -102,11 +122,59 @@ def decimal(value: object) -> Decimal:
 @dataclass(frozen=True, slots=True)
 class CcxtCursor:
     """Where the walk continues (module docstring): the next window starts at ``since_ms``
-    (inclusive), is ``window_ms`` wide and asks for ``limit`` trades."""
+    (inclusive), is ``window_ms`` wide and asks for ``limit`` trades (the page size; a stored
+    cursor asking more than the exchange declares is asked with the declared page)."""
 
     since_ms: int
     window_ms: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStep:
+    """What one answered window means for the walk (:func:`next_window`)."""
+
+    keep: bool
+    """Whether the window's trades are returned (``False``: the answer was dropped)."""
+    cursor: CcxtCursor
+    done: bool
+    crowded: bool
+    """A millisecond held a page of trades or more: only those that came are kept."""
+
+
+def window_query(cursor: CcxtCursor, since_ms: int, now_ms: int) -> tuple[int, int, int]:
+    """``(since, start, end)`` of the window ``cursor`` names (module docstring): ``since``
+    is what is asked, at or before ``start``; ``end`` is at most the present."""
+    start = max(cursor.since_ms, since_ms)
+    end = min(start + cursor.window_ms - 1, now_ms)
+    if cursor.window_ms >= SINCE_SLACK_MS:
+        return start - SINCE_SLACK_MS, start, end
+    return start - (1 if start % SECOND_MS == 0 else 0), start, end
+
+
+def next_window(
+    cursor: CcxtCursor,
+    start: int,
+    end: int,
+    now_ms: int,
+    timestamps: Sequence[int],
+    max_window_ms: int,
+) -> WindowStep:
+    """The walk's decision (module docstring) after window ``[start, end]`` of ``cursor`` was
+    answered with trades at ``timestamps`` (all of the answer, inside the window or not).
+    The cursor handed back always differs from ``cursor`` unless the walk is done."""
+    full = len(timestamps) >= cursor.limit
+    complete = not full or (min(timestamps) < start and max(timestamps) > end)
+    if not complete and end > start:
+        return WindowStep(
+            False, replace(cursor, since_ms=start, window_ms=(end - start + 1) // 2), False, False
+        )
+    if end >= now_ms:
+        return WindowStep(
+            True, replace(cursor, since_ms=end - SETTLE_MS, window_ms=max_window_ms), True, not complete
+        )
+    window = min(max_window_ms, cursor.window_ms * 2) if complete else 1
+    return WindowStep(True, replace(cursor, since_ms=end + 1, window_ms=window), False, not complete)
 
 
 class CcxtGeneric:
@@ -166,6 +234,10 @@ class CcxtGeneric:
             if isinstance(error, RateLimited):
                 self._budget.penalize(error.retry_after_s)
             raise error from None
+        except (TypeError, ValueError) as exc:  # ccxt could not sign with the secret
+            if raised_while_signing(exc):
+                raise CredentialsRejected(MALFORMED_KEY_MESSAGE) from None
+            raise
 
     def _classify(self, exc: ccxt_errors.BaseError) -> Exception:
         name = self.exchange_id
@@ -222,41 +294,30 @@ class CcxtGeneric:
         if symbol != ALL_PAIRS and symbol not in markets:
             raise ExchangeRequestError(f"{self.exchange_id} lists no spot market {symbol}")
         state = (
-            cursor
+            replace(cursor, limit=min(cursor.limit, self._page))
             if isinstance(cursor, CcxtCursor)
             else CcxtCursor(since_ms, self._max_window_ms, self._page)
         )
-        start = max(state.since_ms, since_ms)
         now = self._clock_ms()
-        end = min(start + state.window_ms - 1, now)
+        since, start, end = window_query(state, since_ms, now)
+        if start > now:
+            return TradePage([], state, True)
         raw = await self._call(
             self._ccxt.fetch_my_trades,
             None if symbol == ALL_PAIRS else symbol,
-            start - SINCE_SLACK_MS,
+            since,
             state.limit,
             {"until": end},
         )
         try:
-            trades = [
-                t
-                for t in (_trade(entry, markets) for entry in raw)
-                if t is not None and start <= t.timestamp <= end
-            ]
+            answered = [(int(entry["timestamp"]), _trade(entry, markets)) for entry in raw]
         except (KeyError, TypeError, ValueError, InvalidOperation):
             raise ExchangeUnavailable(f"{self.exchange_id} sent a malformed trade") from None
-        if len(raw) >= state.limit:
-            if state.window_ms > 1:
-                return TradePage([], CcxtCursor(start, max(1, state.window_ms // 2), state.limit), False)
-            if state.limit < MAX_PAGE:
-                return TradePage([], CcxtCursor(start, 1, min(MAX_PAGE, state.limit * 2)), False)
+        step = next_window(state, start, end, now, [at for at, _ in answered], self._max_window_ms)
+        if step.crowded:
             log.warning("%s: more trades at one millisecond than a page holds", self.exchange_id)
-            return TradePage(trades, CcxtCursor(start + 1, 1, self._page), start + 1 > now)
-        if end < now:
-            window = min(self._max_window_ms, state.window_ms * 2)
-            return TradePage(trades, CcxtCursor(end, window, self._page), False)
-        last_seen = max((t.timestamp for t in trades), default=start)
-        resume = max(last_seen, end - SETTLE_MS, start)
-        return TradePage(trades, CcxtCursor(resume, self._max_window_ms, self._page), True)
+        trades = [t for at, t in answered if t is not None and start <= at <= end] if step.keep else []
+        return TradePage(trades, step.cursor, step.done)
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
         """Closed 1m candles with open time in ``[start_ms, end_ms]`` (one ``fetchOHLCV`` call);
@@ -319,8 +380,7 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
         raise ValueError("unknown side")
     amount = decimal(entry["amount"])
     price = decimal(entry["price"])
-    fee = entry.get("fee") or {}
-    fee_cost = decimal(fee["cost"]) if fee.get("cost") is not None else Decimal(0)
+    fee_cost, fee_currency = trade_fee(entry, market, price)
     return Trade(
         id=str(entry["id"]),
         order_id=str(entry.get("order") or ""),
@@ -333,6 +393,26 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
         price=price,
         cost=amount * price,
         fee_cost=fee_cost,
-        fee_currency=str(fee.get("currency") or market.quote),
+        fee_currency=fee_currency,
         timestamp=int(entry["timestamp"]),
     )
+
+
+def trade_fee(entry: Mapping[str, Any], market: Market, price: Decimal) -> tuple[Decimal, str]:
+    """A trade's fee as one ``(cost, currency)`` (module docstring); ``ValueError`` if it cannot be."""
+    listed = entry.get("fees") or [entry.get("fee") or {}]
+    by_currency: dict[str, Decimal] = {}
+    for fee in listed:
+        if fee.get("cost") is not None:
+            currency = str(fee.get("currency") or market.quote)
+            by_currency[currency] = by_currency.get(currency, Decimal(0)) + decimal(fee["cost"])
+    if len(by_currency) > 1:
+        by_currency = {currency: cost for currency, cost in by_currency.items() if cost != 0}
+    if not by_currency:
+        return Decimal(0), market.quote
+    if len(by_currency) == 1:
+        ((currency, cost),) = by_currency.items()
+        return cost, currency
+    if set(by_currency) == {market.base, market.quote}:
+        return by_currency[market.quote] + by_currency[market.base] * price, market.quote
+    raise ValueError("fees in several currencies")

@@ -58,12 +58,14 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeError,
     ExchangeRequestError,
     ExchangeUnavailable,
     KeyNotReadOnly,
     RateLimited,
+    raised_while_signing,
 )
 from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
@@ -270,6 +272,10 @@ class CoinbaseAdvanced:
                 answer = await method(params)
             except ccxt_errors.BaseError as exc:
                 error = self._classify(exc)  # kept apart from ccxt's error, which quotes the request
+            except (TypeError, ValueError) as exc:  # ccxt could not sign with the secret (no EC key)
+                if raised_while_signing(exc):
+                    raise CredentialsRejected(MALFORMED_KEY_MESSAGE) from None
+                raise
             else:
                 if not isinstance(answer, dict):
                     raise ExchangeUnavailable("Coinbase sent a malformed answer")

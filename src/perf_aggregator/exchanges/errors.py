@@ -33,3 +33,19 @@ class RateLimited(ExchangeUnavailable):
 
 class ExchangeRequestError(ExchangeError):
     """The exchange rejected a request as malformed: a bug on our side, not the user's."""
+
+
+MALFORMED_KEY_MESSAGE = "the API secret is not in the form this exchange uses"
+"""Why a secret was refused when the exchange's request signer could not use it."""
+
+
+def raised_while_signing(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of a ccxt exchange's ``sign``: the secret could not be used
+    (not base64, not a PEM key, ...) and no request was sent."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "sign" and str(frame.f_globals.get("__name__", "")).startswith("ccxt."):
+            return True
+        tb = tb.tb_next
+    return False

@@ -65,10 +65,12 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
     ExchangeUnavailable,
     RateLimited,
+    raised_while_signing,
 )
 from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
@@ -316,6 +318,10 @@ class KrakenSpot:
             if isinstance(error, RateLimited):
                 budget.penalize(error.retry_after_s)
             raise error from None
+        except (TypeError, ValueError) as exc:  # ccxt could not sign with the secret (not base64)
+            if raised_while_signing(exc):
+                raise CredentialsRejected(MALFORMED_KEY_MESSAGE) from None
+            raise
         result = answer.get("result") if isinstance(answer, dict) else None
         if not isinstance(result, dict):
             raise ExchangeUnavailable("Kraken sent a malformed answer")

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import sqlite3
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +42,10 @@ log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 15.0
 _DUMMY_HASH = token_digest(secrets.token_urlsafe(32))
+
+
+class PurgeFailed(Exception):
+    """The sealed store could not delete a session; it stays live, so revoking can be retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,12 +272,20 @@ class SessionRegistry:
         session.expires_ms = expires_ms
 
     async def revoke(self, session_id: str) -> None:
-        """Stop polling and drop everything the session holds, in memory and in the store, at once."""
+        """Drop everything the session holds, in the store, then in memory (its poller stopped).
+
+        The store goes first: if it cannot delete, :class:`PurgeFailed` is raised and the
+        session stays live, so that neither a retry nor a restart finds it half revoked.
+        """
         session = self._sessions.get(session_id)
         if session is None:
             return
+        try:
+            self._store.delete(session_id)
+        except sqlite3.Error as exc:
+            log.error("the sealed store could not delete a session: %s", type(exc).__name__)
+            raise PurgeFailed("the session could not be deleted from the sealed store") from None
         await self._stop(session)
-        self._store.delete(session_id)
         log.info("session ended (sessions=%d)", len(self._sessions))
 
     async def _stop(self, session: Session) -> None:

@@ -15,6 +15,7 @@ trades. Writes are synchronous (a 1000-trade page costs about 2 ms; see ``docs/s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -252,10 +253,13 @@ class SessionStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A failed COMMIT (SQLITE_BUSY, I/O) leaves the transaction open; one SQLite
+                # already rolled back has nothing left to roll back.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,13 @@ class EnvelopeError(Exception):
     """The envelope cannot be opened or does not belong to its metadata (``invalid_envelope``)."""
 
 
+class MetadataError(Exception):
+    """``metadata`` has no RFC 8785 canonical form, so it cannot be the AAD (``invalid_request``).
+
+    Messages never quote the metadata.
+    """
+
+
 class CredentialsFormatError(Exception):
     """The opened plaintext is not the credentials document of API.md (``invalid_request``).
 
@@ -49,7 +56,11 @@ def open_credentials(
     at_ms: int | None = None,
 ) -> ExchangeCredentials:
     """Open an envelope whose AAD is the canonical JSON of ``metadata`` and parse the plaintext."""
-    aad = rfc8785.dumps(metadata)
+    try:
+        aad = rfc8785.dumps(metadata)
+    except rfc8785.CanonicalizationError:
+        # Integers beyond +-(2**53 - 1), non-finite floats, lone surrogates.
+        raise MetadataError("metadata has no RFC 8785 canonical form") from None
     try:
         plaintext = keys.open(enc, ciphertext, CREDENTIALS_INFO, aad)
     except EnvelopeOpenError as exc:
