@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
 from perf_aggregator.formats import parse_rfc3339
+from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import PriceBook
 from perf_aggregator.ledger.trades import Side, Trade
+from perf_aggregator.metrics.daily import EXACT
+from perf_aggregator.metrics.figures import DAY_MS, Figures
 
 MINUTE = 60_000
 HOUR = 3_600_000
@@ -53,3 +57,50 @@ def make_trade(
 def add_flat_candles(book: PriceBook, market: str, start: int, end: int, close: str) -> None:
     """Fetch-like: every minute of ``[start, end]`` closes at ``close``, the range is covered."""
     book.add_candles(market, start, end, [(m, Decimal(close)) for m in range(start, end + 1, MINUTE)])
+
+
+class ClosedTrade(NamedTuple):
+    """One closing trade with the pieces it matched, summed (what ``FifoBook.pair`` records)."""
+
+    timestamp: int
+    quantity: Decimal
+    pnl_usd: Decimal
+    cost_basis_usd: Decimal
+    holding_ms_quantity: Decimal
+
+
+def apply_one(book: FifoBook, trade: Trade, fee_usd: Decimal, quote_rate: Decimal) -> ClosedTrade | None:
+    """Pair one priced trade; the closed trade when it matched anything."""
+    figures = Figures()
+    book.pair([(trade, fee_usd, quote_rate)], figures)
+    if not figures.closed_trades:
+        return None
+    return ClosedTrade(
+        trade.timestamp,
+        figures.closed_quantity,
+        figures.realized_pnl_usd,
+        figures.cost_basis_usd,
+        figures.holding_ms_quantity,
+    )
+
+
+def record_close(figures: Figures, closed: ClosedTrade) -> None:
+    """Add one closed trade to ``figures`` as METRICS.md counts it: an independent reference."""
+    pnl = closed.pnl_usd
+    figures.realized_pnl_usd += pnl
+    figures.cost_basis_usd += closed.cost_basis_usd
+    figures.closed_quantity += closed.quantity
+    figures.holding_ms_quantity += closed.holding_ms_quantity
+    figures.closed_trades += 1
+    if pnl > 0:
+        figures.winning_trades += 1
+        figures.winning_pnl_usd += pnl
+        if figures.largest_win_usd is None or pnl > figures.largest_win_usd:
+            figures.largest_win_usd = pnl
+    elif pnl < 0:
+        figures.losing_trades += 1
+        figures.losing_pnl_usd += pnl
+        if figures.largest_loss_usd is None or pnl < figures.largest_loss_usd:
+            figures.largest_loss_usd = pnl
+    day = closed.timestamp // DAY_MS
+    figures.daily_pnl_usd[day] = EXACT.add(figures.daily_pnl_usd.get(day, Decimal(0)), pnl)

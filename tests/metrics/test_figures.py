@@ -14,19 +14,6 @@ def test_utc_day_is_the_calendar_day_of_a_timestamp() -> None:
     assert utc_day(JAN5 + DAY) == 20_459
 
 
-def test_closed_trades_are_sorted_into_wins_losses_and_days() -> None:
-    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
-    f.record_close(JAN5 + 1, Decimal(1), Decimal(5), Decimal(100), Decimal(60_000))
-    f.record_close(JAN5 + 2, Decimal(1), Decimal(-3), Decimal(100), Decimal(0))
-    f.record_close(JAN5 + DAY, Decimal(2), Decimal(0), Decimal(200), Decimal(0))  # neither
-    f.record_close(JAN5 + DAY, Decimal(1), Decimal(7), Decimal(100), Decimal(0))
-    assert (f.closed_trades, f.winning_trades, f.losing_trades) == (4, 2, 1)
-    assert (f.winning_pnl_usd, f.losing_pnl_usd) == (Decimal(12), Decimal(-3))
-    assert (f.largest_win_usd, f.largest_loss_usd) == (Decimal(7), Decimal(-3))
-    assert f.daily_pnl_usd == {20_458: Decimal(2), 20_459: Decimal(7)}
-    assert (f.realized_pnl_usd, f.cost_basis_usd, f.closed_quantity) == (Decimal(9), Decimal(500), Decimal(5))
-
-
 def test_period_counts_every_trade_priced_or_not() -> None:
     f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
     f.record_trade(JAN5 + 5)

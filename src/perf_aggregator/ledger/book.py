@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import chain, islice
 
-from perf_aggregator.ledger.fifo import FifoBook
+from perf_aggregator.ledger.fifo import FifoBook, PricedFill
 from perf_aggregator.ledger.prices import ONE, STABLECOINS, PriceBook, valuation_needs
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
 from perf_aggregator.ledger.trades import OrderKey, Trade
 from perf_aggregator.metrics import documents
 from perf_aggregator.metrics.daily import DailyPnl
-from perf_aggregator.metrics.figures import DAY_MS, SymbolFigures, Totals
+from perf_aggregator.metrics.figures import SymbolFigures, Totals
 from perf_aggregator.metrics.precision import CONTEXT
 
 _ZERO = Decimal(0)
@@ -188,23 +188,19 @@ class Ledger:
         fee_rates: list[Decimal | None],
         records: list[str] | None = None,
     ) -> tuple[int, int]:
-        """Store and apply, in order, the trades of ``run`` (one symbol's, valued at the given rates,
-        ``None`` for unpriced; ``records`` their stored text when replayed) that are new, up to the
-        first one older than the stored ones. Returns how many were new and the position of that
-        older one (-1 when none was). Runs in the ledger's decimal context; the symbol's running
-        sums are held in locals and written back once, with the same operations in the same order
-        as a trade at a time.
+        """Store, in order, the trades of ``run`` (one symbol's, valued at the given rates, ``None``
+        for unpriced; ``records`` their stored text when replayed) that are new, up to the first one
+        older than the stored ones, then pair the priced ones in one :meth:`FifoBook.pair`. Returns
+        how many were new and the position of that older one (-1 when none was). Runs in the
+        ledger's decimal context; the symbol's running sums are held in locals and written back
+        once, with the same operations in the same order as a trade at a time.
         """
         stored, figures, book = state.trades, state.figures, state.book
         skipped = stored.extend(run, quote_rates, fee_rates, records)
         append = None if skipped is not None else stored.append
-        apply, unpriced, add_day, record_close = (
-            book.apply,
-            state.unpriced,
-            self._daily.add,
-            figures.record_close,
-        )
-        count = priced = 0
+        unpriced = state.unpriced
+        priced: list[PricedFill] = []
+        count = 0
         start, end = figures.period_start_ms, figures.period_end_ms
         volume, fees = figures.volume_usd, figures.fees_usd
         older = -1
@@ -231,16 +227,15 @@ class Ledger:
                 fee_usd = _usd(trade.fee_cost, fee_rate)
                 volume += trade.cost if quote_rate is ONE else trade.cost * quote_rate
                 fees += fee_usd
-                priced += 1
-                closed = apply(trade, fee_usd, quote_rate)
-                if closed is not None:
-                    record_close(*closed)
-                    add_day(closed.timestamp // DAY_MS, closed.pnl_usd)
+                priced.append((trade, fee_usd, quote_rate))
         finally:
             figures.trades += count
             figures.period_start_ms, figures.period_end_ms = start, end
-            if priced:
+            if priced:  # paired in one go: the stored trades, also when a later one raised
                 figures.volume_usd, figures.fees_usd = volume, fees
+                add_day = self._daily.add
+                for day, pnl in book.pair(priced, figures).items():
+                    add_day(day, pnl)
                 figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
             if count:
                 state.document = None

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
 
 from perf_aggregator.ledger.prices import ONE
 from perf_aggregator.ledger.trades import MarketType, Trade
+from perf_aggregator.metrics.daily import EXACT
+from perf_aggregator.metrics.figures import DAY_MS, Figures
 
 _ZERO = Decimal(0)
+_exact_add = EXACT.add
+
+PricedFill = tuple[Trade, Decimal, Decimal]
+"""``(trade, fee_usd, quote_rate)``: a priced trade as :meth:`FifoBook.pair` takes it."""
 
 
 @dataclass(slots=True)
@@ -27,17 +33,6 @@ class Lot:
     """The opening trade's whole amount."""
     quote_rate: Decimal
     """USD per quote unit at the opening time, for the cost basis."""
-
-
-class ClosedTrade(NamedTuple):
-    """One closing trade with the pieces it matched, summed."""
-
-    timestamp: int
-    quantity: Decimal
-    pnl_usd: Decimal
-    cost_basis_usd: Decimal
-    holding_ms_quantity: Decimal
-    """Sum over the pieces of ``q * (c.t - o.t)``, for the quantity-weighted holding time."""
 
 
 _OpenLot = tuple[Decimal, Decimal, int, Decimal, Decimal, Decimal]
@@ -68,46 +63,88 @@ class FifoBook:
         """Open lots, oldest first (short lots on a swap book when ``position < 0``)."""
         return tuple(Lot(*lot) for lot in self._lots)
 
-    def apply(self, trade: Trade, fee_usd: Decimal, quote_rate: Decimal) -> ClosedTrade | None:
-        """Pair a priced trade, processed in order; the closed trade when it matched anything.
+    def pair(self, run: Iterable[PricedFill], figures: Figures) -> dict[int, Decimal]:
+        """Pair a run of priced trades of this symbol, in processing order, and record each closed
+        trade in ``figures``.
 
-        ``fee_usd`` is the trade's fee in USD and ``quote_rate`` USD per quote unit at its time.
+        Each item is ``(trade, fee_usd, quote_rate)``: the fee in USD and USD per quote unit at
+        the trade's time. Returns the run's pnl by UTC day of the closing trade, summed exactly
+        (already added to ``figures.daily_pnl_usd``). The book's and the figures' running sums are
+        held in locals for the run and written back once.
         """
-        buy = trade.side == "buy"
-        amount = remaining = trade.amount
-        lots = self._lots
-        closed = None
-        if lots and buy is self._short:  # opposite direction: close lots first
-            price, timestamp, short = trade.price, trade.timestamp, self._short
-            matched = pnl = basis = holding = _ZERO
-            while remaining and lots:
-                quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
-                q = quantity if quantity <= remaining else remaining
-                move = q * (lot_price - price) if short else q * (price - lot_price)
-                cost = q * lot_price
-                if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the products
-                    move *= quote_rate
-                if lot_rate is not ONE:
-                    cost *= lot_rate
-                # fee_share(t, q) = t.fee_usd * q / t.amount, which is t.fee_usd when q is all of t
-                open_fee = lot_fee if q == lot_amount else lot_fee * q / lot_amount
-                close_fee = fee_usd if q == amount else fee_usd * q / amount
-                pnl += move - open_fee - close_fee
-                basis += cost
-                holding += q * (timestamp - lot_time)
-                matched += q
-                remaining -= q
-                if q == quantity:
-                    lots.popleft()
-                else:
-                    lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
-            self.position += matched if short else -matched
-            closed = ClosedTrade(timestamp, matched, pnl, basis, holding)
-        if remaining:
-            if buy or not self._spot:
-                lots.append((remaining, trade.price, trade.timestamp, fee_usd, amount, quote_rate))
-                self._short = not buy
-                self.position += remaining if buy else -remaining
-            else:
-                self.unmatched += remaining
-        return closed
+        lots, spot, short = self._lots, self._spot, self._short
+        popleft, open_lot = lots.popleft, lots.append
+        position, unmatched = self.position, self.unmatched
+        realized, basis_sum = figures.realized_pnl_usd, figures.cost_basis_usd
+        closed_quantity, holding_sum = figures.closed_quantity, figures.holding_ms_quantity
+        winning_pnl, losing_pnl = figures.winning_pnl_usd, figures.losing_pnl_usd
+        largest_win, largest_loss = figures.largest_win_usd, figures.largest_loss_usd
+        closes = wins = losses = 0
+        days: dict[int, Decimal] = {}
+        try:
+            for trade, fee_usd, quote_rate in run:
+                buy = trade.side == "buy"
+                amount = remaining = trade.amount
+                if lots and buy is short:  # opposite direction: close lots first
+                    price, timestamp = trade.price, trade.timestamp
+                    matched = pnl = basis = holding = _ZERO
+                    while remaining and lots:
+                        quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
+                        q = quantity if quantity <= remaining else remaining
+                        move = q * (lot_price - price) if short else q * (price - lot_price)
+                        cost = q * lot_price
+                        if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the products
+                            move *= quote_rate
+                        if lot_rate is not ONE:
+                            cost *= lot_rate
+                        # fee_share(t, q) = t.fee_usd * q / t.amount, which is t.fee_usd when q is all of t
+                        open_fee = lot_fee if q == lot_amount else lot_fee * q / lot_amount
+                        close_fee = fee_usd if q == amount else fee_usd * q / amount
+                        pnl += move - open_fee - close_fee
+                        basis += cost
+                        holding += q * (timestamp - lot_time)
+                        matched += q
+                        remaining -= q
+                        if q == quantity:
+                            popleft()
+                        else:
+                            lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
+                    position += matched if short else -matched
+                    # The closed trade: the sums over the pieces it matched.
+                    realized += pnl
+                    basis_sum += basis
+                    closed_quantity += matched
+                    holding_sum += holding
+                    closes += 1
+                    if pnl > 0:
+                        wins += 1
+                        winning_pnl += pnl
+                        if largest_win is None or pnl > largest_win:
+                            largest_win = pnl
+                    elif pnl < 0:
+                        losses += 1
+                        losing_pnl += pnl
+                        if largest_loss is None or pnl < largest_loss:
+                            largest_loss = pnl
+                    day = timestamp // DAY_MS
+                    days[day] = _exact_add(days.get(day, _ZERO), pnl)
+                if remaining:
+                    if buy or not spot:
+                        open_lot((remaining, trade.price, trade.timestamp, fee_usd, amount, quote_rate))
+                        short = not buy
+                        position += remaining if buy else -remaining
+                    else:
+                        unmatched += remaining
+        finally:
+            self._short, self.position, self.unmatched = short, position, unmatched
+            figures.realized_pnl_usd, figures.cost_basis_usd = realized, basis_sum
+            figures.closed_quantity, figures.holding_ms_quantity = closed_quantity, holding_sum
+            figures.winning_pnl_usd, figures.losing_pnl_usd = winning_pnl, losing_pnl
+            figures.largest_win_usd, figures.largest_loss_usd = largest_win, largest_loss
+            figures.closed_trades += closes
+            figures.winning_trades += wins
+            figures.losing_trades += losses
+            daily = figures.daily_pnl_usd
+            for day, pnl in days.items():
+                daily[day] = _exact_add(daily.get(day, _ZERO), pnl)
+        return days

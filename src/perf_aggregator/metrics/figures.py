@@ -75,35 +75,6 @@ class Figures:
         self.volume_usd += value_usd
         self.fees_usd += fee_usd
 
-    def record_close(
-        self,
-        timestamp: int,
-        quantity: Decimal,
-        pnl_usd: Decimal,
-        cost_basis_usd: Decimal,
-        holding_ms_quantity: Decimal,
-    ) -> None:
-        """Add one closed trade: the sums over the pieces one closing trade matched."""
-        self.realized_pnl_usd += pnl_usd
-        self.cost_basis_usd += cost_basis_usd
-        self.closed_quantity += quantity
-        self.holding_ms_quantity += holding_ms_quantity
-        self.closed_trades += 1
-        if pnl_usd > 0:
-            self.winning_trades += 1
-            self.winning_pnl_usd += pnl_usd
-            largest = self.largest_win_usd
-            if largest is None or pnl_usd > largest:
-                self.largest_win_usd = pnl_usd
-        elif pnl_usd < 0:
-            self.losing_trades += 1
-            self.losing_pnl_usd += pnl_usd
-            largest = self.largest_loss_usd
-            if largest is None or pnl_usd < largest:
-                self.largest_loss_usd = pnl_usd
-        daily, day = self.daily_pnl_usd, timestamp // DAY_MS
-        daily[day] = _exact_add(daily.get(day, _ZERO), pnl_usd)
-
     def merge(self, other: Figures, *, daily: bool = True) -> None:
         """Add ``other``'s accumulators to these (``daily_pnl_usd`` only with ``daily``)."""
         self.trades += other.trades
