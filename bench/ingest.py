@@ -140,8 +140,9 @@ def write_pages(trades: int, seed: int, path: str) -> None:
 
 def pages(path: str, newest_first: bool = False) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The pages :func:`write_pages` wrote, one at a time; with ``newest_first``, each symbol's
-    last page before its others, as ``BinanceSpot`` reads a new account (the latest page, then
-    the history from ``since``)."""
+    last page before its others, so that the whole history arrives late (the worst case for the
+    ledger's late-trade replay; ``BinanceSpot`` itself sets a new account's latest page aside
+    and reads the history in order)."""
     with open(path, encoding="ascii") as lines:
         if not newest_first:
             for line in lines:
@@ -258,7 +259,7 @@ def worker(trades: int, path: str) -> dict[str, Any]:
     reads_at_size = reads(ledger, last, markets["BTCUSDT"])
     del ledger
 
-    # The same pages in BinanceSpot's order for a new account: every history page arrives late.
+    # The same pages with each symbol's newest page first: every history page arrives late.
     ledger = Ledger(prices)
     add_s = 0.0
     for exchange_id, raw in pages(path, newest_first=True):
@@ -348,8 +349,8 @@ def report(results: list[dict[str, Any]], small: dict[str, Any], quick: bool) ->
     add_s, replay_s = largest["newest_first"]
     n = largest["trades"]
     print(
-        f"{n} trades in BinanceSpot's order for a new account (each symbol's newest page first, then its "
-        f"history, all of it late): {n / (add_s + replay_s):.0f} trades/s CPU (parse and add "
+        f"{n} trades all late (each symbol's newest page first, then its history; the worst case "
+        f"for late trades): {n / (add_s + replay_s):.0f} trades/s CPU (parse and add "
         f"{add_s / n * 1e6:.2f} us/trade, then the first read replays every symbol: {replay_s:.2f} s)"
     )
     for r in results:
