@@ -229,3 +229,38 @@ async def test_a_session_whose_exchange_is_down_at_start_waits_and_resumes_later
                     await asyncio.sleep(0.1)
                 resumed = await client.metrics(sid, token)
     assert figures(resumed) == figures(before)
+
+
+async def test_a_session_waiting_for_its_exchange_can_be_revoked_by_its_owner(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = SimulatedBinance(seed=43)
+    faults = FaultInjector(create_binance_app(sim), FaultPlan())
+    now = now_ms()
+    account = sim.create_account(55, 40, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
+    monkeypatch.setattr(registry, "PURGE_EVERY_S", 0.3)
+    with serve_in_thread(faults) as origin:
+        settings = enclave_settings(enclave_data_dir, origin)
+        policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+        with serve_in_thread(create_app(settings)) as first:
+            async with EnclaveClient(first) as client:
+                registration = await client.register(credentials, ttl=3600, policy=policy)
+                sid, token = registration.session_id, registration.token
+                await until(client, sid, token, settled, "backfill")
+
+        faults.plan = FaultPlan(server_error_rate=1.0)  # the session cannot be resumed: it waits
+        with serve_in_thread(create_app(settings)) as second:
+            async with EnclaveClient(second) as client:
+                with pytest.raises(EnclaveError) as wrong:
+                    await client.revoke(sid, "not-" + token)
+                assert wrong.value.status == 401
+                await client.revoke(sid, token)  # 204 although the session is not live
+                with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
+                    assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+                faults.plan = FaultPlan()
+                await asyncio.sleep(1.0)  # a few purge-loop passes: nothing is left to resume
+                assert (await client.health())["sessions"] == 0
+                with pytest.raises(EnclaveError) as gone:
+                    await client.metrics(sid, token)
+                assert gone.value.status == 401

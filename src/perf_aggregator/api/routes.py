@@ -48,18 +48,21 @@ def registry(request: Request) -> SessionRegistry:
 Registry = Annotated[SessionRegistry, Depends(registry)]
 
 
-def authenticated(
-    reg: Registry,
-    session_id: Annotated[str, Path(max_length=64)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> Session:
+SessionId = Annotated[str, Path(max_length=64)]
+AuthorizationHeader = Annotated[str | None, Header()]
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if that is what it holds."""
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def authenticated(reg: Registry, session_id: SessionId, authorization: AuthorizationHeader = None) -> Session:
     """The session named in the path, if the bearer token is its token."""
-    token = None
-    if authorization is not None:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            token = value.strip()
-    return reg.authenticate(session_id, token)
+    return reg.authenticate(session_id, bearer_token(authorization))
 
 
 Authed = Annotated[Session, Depends(authenticated)]
@@ -184,7 +187,10 @@ def renew(session: Authed, reg: Registry, body: RenewRequest | None = None) -> R
 @router.delete(
     "/enclave/sessions/{session_id}", status_code=204, operation_id="delete_session", tags=["sessions"]
 )
-async def delete_session(session: Authed, reg: Registry) -> Response:
-    """Revoke the session and purge its credentials, trades and metrics."""
-    await reg.revoke(session.id)
+async def delete_session(
+    reg: Registry, session_id: SessionId, authorization: AuthorizationHeader = None
+) -> Response:
+    """Revoke the session and purge its credentials, trades and metrics (also a session that
+    is still waiting for its exchange after a restart)."""
+    await reg.revoke_authorized(session_id, bearer_token(authorization))
     return Response(status_code=204)

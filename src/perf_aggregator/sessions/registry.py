@@ -190,7 +190,8 @@ class SessionRegistry:
     async def _restore_pending(self) -> None:
         """Resume the stored sessions not yet live; those whose exchange cannot be reached wait.
 
-        A waiting session is retried by the purge loop and answers 401 meanwhile.
+        A waiting session is retried by the purge loop; meanwhile it answers 401, except that
+        its owner can DELETE it (:meth:`revoke_authorized`).
         """
         pending, self._unrestored = self._unrestored, []
         unreachable: set[str] = set()
@@ -259,11 +260,29 @@ class SessionRegistry:
         """The session if ``token`` is its bearer token and it has not expired; else :class:`Unauthorized`."""
         session = self._sessions.get(session_id)
         expected = session.token_hash if session is not None else _DUMMY_HASH
-        presented = token_digest(token or "")
-        matches = hmac.compare_digest(presented, expected)
-        if session is None or not token or not matches or session.expires_ms <= self.clock_ms():
+        if session is None or not self._valid(token, expected, session.expires_ms):
             raise Unauthorized("missing or invalid credentials for this session")
         return session
+
+    def _valid(self, token: str | None, expected_hash: bytes, expires_ms: int) -> bool:
+        matches = hmac.compare_digest(token_digest(token or ""), expected_hash)
+        return bool(token) and matches and expires_ms > self.clock_ms()
+
+    async def revoke_authorized(self, session_id: str, token: str | None) -> None:
+        """Revoke the session if ``token`` is its bearer token, else :class:`Unauthorized`.
+
+        A stored session still waiting for its exchange after a restart counts too: its owner
+        can end it (and purge its sealed credentials) without waiting for the exchange.
+        """
+        waiting = next((s for s in self._unrestored if s.record.id == session_id), None)
+        if waiting is None:
+            await self.revoke(self.authenticate(session_id, token).id)
+            return
+        if not self._valid(token, waiting.record.token_hash, waiting.record.expires_ms):
+            raise Unauthorized("missing or invalid credentials for this session")
+        self._delete_stored(session_id)
+        self._unrestored.remove(waiting)
+        log.info("a waiting stored session was revoked")
 
     def renew(self, session: Session, ttl_s: int) -> None:
         """Set the expiry to now + ``ttl_s``, in the store and in memory."""
@@ -280,13 +299,17 @@ class SessionRegistry:
         session = self._sessions.get(session_id)
         if session is None:
             return
+        self._delete_stored(session_id)
+        await self._stop(session)
+        log.info("session ended (sessions=%d)", len(self._sessions))
+
+    def _delete_stored(self, session_id: str) -> None:
+        """Delete the session's rows from the sealed store, or raise :class:`PurgeFailed`."""
         try:
             self._store.delete(session_id)
         except sqlite3.Error as exc:
             log.error("the sealed store could not delete a session: %s", type(exc).__name__)
             raise PurgeFailed("the session could not be deleted from the sealed store") from None
-        await self._stop(session)
-        log.info("session ended (sessions=%d)", len(self._sessions))
 
     async def _stop(self, session: Session) -> None:
         """Take ``session`` out of memory: stop its poller and close its connector."""
