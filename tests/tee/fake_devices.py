@@ -21,6 +21,7 @@ import errno
 import os
 import sys
 import threading
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -68,15 +69,16 @@ def _writes(args: tuple[Any, ...]) -> bool:
     return (flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
 
 
-class FakeDevice:
+class FakeDevice(ABC):
     """A device rooted at ``root``; active (reacting to file-system calls) inside ``with``."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.prefix = str(self.root) + os.sep
 
+    @abstractmethod
     def on_event(self, event: str, path: Path, args: tuple[Any, ...]) -> None:
-        raise NotImplementedError
+        """React to a file-system call on ``path`` under this device's root."""
 
     def __enter__(self) -> Self:
         _install()

@@ -17,16 +17,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from perf_aggregator.simulator import documents, errors
 from perf_aggregator.simulator.accounts import Account, generate_account
+from perf_aggregator.simulator.admin import Created, install_account_admin
 from perf_aggregator.simulator.errors import BinanceError
 from perf_aggregator.simulator.market import DAY_MINUTES, DAY_MS, MARKETS, MINUTE_MS, Market, PriceModel
 from perf_aggregator.simulator.ratelimit import WeightLimiter
@@ -451,32 +452,27 @@ def create_binance_app(sim: SimulatedBinance) -> FastAPI:
         app.add_api_route(path, _route(sim, endpoint), methods=["GET"])
     binance_usdm.install_futures_admin(app, sim)
 
-    @app.post("/_simulator/accounts")
-    async def create_account(body: AccountRequest) -> dict[str, Any]:
-        def generate() -> Account:
-            return sim.create_account(
-                body.seed,
-                body.trades,
-                start_ms=body.start,
-                end_ms=body.end,
-                symbols=body.symbols,
-                can_withdraw=body.can_withdraw,
-                can_trade=body.can_trade,
-                bnb_fee_share=body.bnb_fee_share,
-            )
-
-        try:
-            # Large histories take seconds to generate: keep the event loop serving.
-            account = await anyio.to_thread.run_sync(generate)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        return {"api_key": account.api_key, "api_secret": account.api_secret, "trades": len(account.trades)}
-
-    @app.get("/_simulator/accounts/{api_key}/trades")
-    async def account_trades(api_key: str) -> Response:
-        account = sim.accounts.get(api_key)
-        if account is None:
-            raise HTTPException(status_code=404, detail="unknown API key")
-        return JSONResponse(account.raw_trades())
-
+    install_account_admin(app, "/_simulator/accounts", AccountRequest, partial(_create, sim), _trades_of(sim))
     return app
+
+
+def _create(sim: SimulatedBinance, body: AccountRequest) -> Created:
+    account = sim.create_account(
+        body.seed,
+        body.trades,
+        start_ms=body.start,
+        end_ms=body.end,
+        symbols=body.symbols,
+        can_withdraw=body.can_withdraw,
+        can_trade=body.can_trade,
+        bnb_fee_share=body.bnb_fee_share,
+    )
+    return account.api_key, account.api_secret, len(account.trades)
+
+
+def _trades_of(sim: SimulatedBinance) -> Callable[[str], list[dict[str, Any]] | None]:
+    def trades_of(api_key: str) -> list[dict[str, Any]] | None:
+        account = sim.accounts.get(api_key)
+        return None if account is None else account.raw_trades()
+
+    return trades_of

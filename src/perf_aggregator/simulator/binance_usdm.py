@@ -32,13 +32,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import anyio.to_thread
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from perf_aggregator.simulator import errors
 from perf_aggregator.simulator.accounts import Account, RawTrade, SymbolTrades, new_credential
+from perf_aggregator.simulator.admin import Created, install_account_admin
 from perf_aggregator.simulator.binance import (
     DEFAULT_HISTORY_MS,
     Security,
@@ -762,34 +761,25 @@ def create_futures_account(
 def install_futures_admin(app: FastAPI, sim: SimulatedBinance) -> None:
     """``POST /_simulator/futures/accounts`` and ``GET /_simulator/futures/accounts/{key}/trades``."""
 
-    @app.post("/_simulator/futures/accounts")
-    async def create_account(body: FuturesAccountRequest) -> dict[str, Any]:
-        def generate() -> FuturesAccount:
-            return create_futures_account(
-                sim,
-                body.seed,
-                body.trades,
-                start_ms=body.start,
-                end_ms=body.end,
-                symbols=body.symbols,
-                can_withdraw=body.can_withdraw,
-                can_trade=body.can_trade,
-                bnb_fee_share=body.bnb_fee_share,
-            )
+    def create(body: FuturesAccountRequest) -> Created:
+        ledger = create_futures_account(
+            sim,
+            body.seed,
+            body.trades,
+            start_ms=body.start,
+            end_ms=body.end,
+            symbols=body.symbols,
+            can_withdraw=body.can_withdraw,
+            can_trade=body.can_trade,
+            bnb_fee_share=body.bnb_fee_share,
+        ).ledger
+        return ledger.api_key, ledger.api_secret, len(ledger.trades)
 
-        try:
-            account = await anyio.to_thread.run_sync(generate)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        ledger = account.ledger
-        return {"api_key": ledger.api_key, "api_secret": ledger.api_secret, "trades": len(ledger.trades)}
-
-    @app.get("/_simulator/futures/accounts/{api_key}/trades")
-    async def account_trades(api_key: str) -> Response:
+    def trades_of(api_key: str) -> list[dict[str, Any]] | None:
         account = futures_accounts(sim).get(api_key)
-        if account is None:
-            raise HTTPException(status_code=404, detail="unknown API key")
-        return JSONResponse(account.ledger.raw_trades())
+        return None if account is None else account.ledger.raw_trades()
+
+    install_account_admin(app, "/_simulator/futures/accounts", FuturesAccountRequest, create, trades_of)
 
 
 __all__ = [

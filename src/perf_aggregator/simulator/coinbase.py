@@ -45,16 +45,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import anyio.to_thread
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from perf_aggregator.simulator.accounts import RawTrade, generate_account
+from perf_aggregator.simulator.admin import Created, install_account_admin
 from perf_aggregator.simulator.market import DAY_MS, MARKETS, MINUTE_MS, PriceModel
 from perf_aggregator.simulator.units import SCALE
 
@@ -743,34 +743,21 @@ def create_coinbase_app(sim: SimulatedCoinbase) -> FastAPI:
     )
     route("/v2/accounts", lambda r, a: _v2_accounts(need(a)), private=True)
 
-    @app.post("/_simulator/accounts")
-    async def create_account(body: AccountRequest) -> dict[str, Any]:
-        def generate() -> CoinbaseAccount:
-            return sim.create_account(
-                body.seed,
-                body.trades,
-                start_ms=body.start,
-                end_ms=body.end,
-                products=body.products,
-                can_transfer=body.can_transfer,
-                can_trade=body.can_trade,
-            )
+    def create(body: AccountRequest) -> Created:
+        account = sim.create_account(
+            body.seed,
+            body.trades,
+            start_ms=body.start,
+            end_ms=body.end,
+            products=body.products,
+            can_transfer=body.can_transfer,
+            can_trade=body.can_trade,
+        )
+        return account.key_name, account.private_key_pem, len(account.fills)
 
-        try:
-            account = await anyio.to_thread.run_sync(generate)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        return {
-            "api_key": account.key_name,
-            "api_secret": account.private_key_pem,
-            "trades": len(account.fills),
-        }
-
-    @app.get("/_simulator/accounts/{key_id}/fills")
-    async def account_fills(key_id: str) -> Response:
+    def fills_of(key_id: str) -> list[dict[str, Any]] | None:
         account = sim.by_key_id(key_id)
-        if account is None:
-            raise HTTPException(status_code=404, detail="unknown API key")
-        return JSONResponse(account.fills)
+        return None if account is None else account.fills
 
+    install_account_admin(app, "/_simulator/accounts", AccountRequest, create, fills_of, listing="fills")
     return app

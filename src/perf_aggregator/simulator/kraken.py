@@ -38,11 +38,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
-import anyio.to_thread
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from perf_aggregator.simulator.admin import Created, install_account_admin
 from perf_aggregator.simulator.market import DAY_MS, MINUTE_MS, PriceModel, seeded_rng
 
 SCALE = Decimal(10**8)
@@ -658,24 +658,15 @@ def create_kraken_app(sim: SimulatedKraken) -> FastAPI:
         except KrakenError as error:
             return JSONResponse({"error": [error.message], "result": {}})
 
-    @app.post("/_simulator/accounts")
-    async def create_account(body: AccountRequest) -> dict[str, Any]:
-        def generate() -> KrakenAccount:
-            return sim.create_account(
-                body.seed, body.trades, start_ms=body.start, end_ms=body.end, pairs=body.pairs
-            )
+    def create(body: AccountRequest) -> Created:
+        account = sim.create_account(
+            body.seed, body.trades, start_ms=body.start, end_ms=body.end, pairs=body.pairs
+        )
+        return account.api_key, account.api_secret, len(account.trades)
 
-        try:
-            account = await anyio.to_thread.run_sync(generate)
-        except ValueError as error:
-            raise HTTPException(status_code=400, detail=str(error)) from error
-        return {"api_key": account.api_key, "api_secret": account.api_secret, "trades": len(account.trades)}
-
-    @app.get("/_simulator/accounts/{api_key}/trades")
-    async def account_trades(api_key: str) -> Response:
+    def trades_of(api_key: str) -> list[dict[str, Any]] | None:
         account = sim.accounts.get(api_key)
-        if account is None:
-            raise HTTPException(status_code=404, detail="unknown API key")
-        return JSONResponse(account.raw_trades())
+        return None if account is None else account.raw_trades()
 
+    install_account_admin(app, "/_simulator/accounts", AccountRequest, create, trades_of)
     return app
