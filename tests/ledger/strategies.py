@@ -9,7 +9,7 @@ fill into two adjacent ones.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
@@ -174,7 +174,7 @@ def histories(draw: st.DrawFn, max_trades: int = 16, flat: bool = False) -> Hist
         trade = draw(_trade(trade_id, flat, prices, symbols, trades[-1].timestamp if trades else None))
         trades.append(trade)
         if draw(st.integers(0, 9)) == 0:  # a self-trade: the other side under the same id
-            trades.append(replace(trade, side="sell" if trade.side == "buy" else "buy"))
+            trades.append(trade._replace(side="sell" if trade.side == "buy" else "buy"))
     return History(trades, _candles(draw(st.integers(0, 2**32))))
 
 

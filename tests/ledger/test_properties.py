@@ -6,7 +6,6 @@ since the ledger processes every symbol in one canonical order whatever the arri
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -98,7 +97,7 @@ def test_late_trades_after_reads_give_the_in_order_result(history: History, data
 def test_duplicates_are_one_trade(history: History, data: st.DataObject) -> None:
     prices = history.price_book()
     expected = documents(ledger_of(prices, history.trades))
-    copies = [replace(t) for t in data.draw(st.lists(st.sampled_from(history.trades), max_size=10))]
+    copies = [t._replace() for t in data.draw(st.lists(st.sampled_from(history.trades), max_size=10))]
     ledger = Ledger(prices)
     assert ledger.add(data.draw(st.permutations(history.trades + copies))) == len(history.trades)
     figures(ledger)
@@ -207,9 +206,8 @@ def _split(trade: Trade, share: Decimal) -> list[Trade]:
     amount, fee = trade.amount * share, trade.fee_cost * share
     rest = trade.amount - amount
     return [
-        replace(trade, amount=amount, cost=amount * trade.price, fee_cost=fee),
-        replace(
-            trade,
+        trade._replace(amount=amount, cost=amount * trade.price, fee_cost=fee),
+        trade._replace(
             id=str(int(trade.id) + 1),
             amount=rest,
             cost=rest * trade.price,

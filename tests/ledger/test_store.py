@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tracemalloc
-from dataclasses import replace
 from decimal import Decimal
 
 from perf_aggregator.ledger.store import SymbolTrades, gallop, numeric_id
@@ -44,8 +43,8 @@ def test_trades_come_back_equal_with_every_field_and_decimal_spelling() -> None:
         timestamp=T10,
         exchange_realized_pnl=Decimal("-12.50"),
     )
-    later = replace(
-        odd, id="TRD-2", side="buy", exchange_realized_pnl=None, timestamp=T10 + 1, cost=Decimal(7)
+    later = odd._replace(
+        id="TRD-2", side="buy", exchange_realized_pnl=None, timestamp=T10 + 1, cost=Decimal(7)
     )
     stored = store_for(odd)
     assert stored.append(odd, None, None)

@@ -11,7 +11,7 @@ from perf_aggregator.exchanges.binance import BinanceCursor
 from perf_aggregator.exchanges.coinbase import CoinbaseCursor
 from perf_aggregator.exchanges.cursors import CursorFormatError, cursor_from_json, cursor_to_json
 from perf_aggregator.exchanges.kraken import KrakenCursor
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.book import PricedTrade
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def test_the_stored_form_names_the_class_and_its_fields() -> None:
     }
 
 
-@pytest.mark.parametrize("cursor", [{"page": 2}, "opaque", 17, Decimal(1), Trade.__new__(Trade)])
+@pytest.mark.parametrize("cursor", [{"page": 2}, "opaque", 17, Decimal(1), PricedTrade.__new__(PricedTrade)])
 def test_anything_but_a_connector_cursor_is_refused_when_written(cursor: object) -> None:
     with pytest.raises(CursorFormatError):
         cursor_to_json(cursor)
