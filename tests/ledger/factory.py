@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from perf_aggregator.formats import parse_rfc3339
 from perf_aggregator.ledger.fifo import FifoBook
-from perf_aggregator.ledger.prices import PriceBook
+from perf_aggregator.ledger.prices import ONE, PriceBook
 from perf_aggregator.ledger.trades import Side, Trade
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
@@ -60,7 +60,7 @@ def add_flat_candles(book: PriceBook, market: str, start: int, end: int, close: 
 
 
 class ClosedTrade(NamedTuple):
-    """One closing trade with the pieces it matched, summed (what ``FifoBook.pair`` records)."""
+    """One closing trade with the pieces it matched, summed (what ``FifoBook.record`` records)."""
 
     timestamp: int
     quantity: Decimal
@@ -70,9 +70,9 @@ class ClosedTrade(NamedTuple):
 
 
 def apply_one(book: FifoBook, trade: Trade, fee_usd: Decimal, quote_rate: Decimal) -> ClosedTrade | None:
-    """Pair one priced trade; the closed trade when it matched anything."""
+    """Record one priced trade, whose fee is ``fee_usd`` in USD; the closed trade when it matched anything."""
     figures = Figures()
-    book.pair([(trade, fee_usd, quote_rate)], figures)
+    book.record([trade._replace(fee_cost=fee_usd)], [quote_rate], [ONE], figures)
     if not figures.closed_trades:
         return None
     return ClosedTrade(
@@ -104,3 +104,17 @@ def record_close(figures: Figures, closed: ClosedTrade) -> None:
             figures.largest_loss_usd = pnl
     day = closed.timestamp // DAY_MS
     figures.daily_pnl_usd[day] = EXACT.add(figures.daily_pnl_usd.get(day, Decimal(0)), pnl)
+
+
+def record_fill(figures: Figures, trade: Trade, quote_rate: Decimal | None, fee_usd: Decimal) -> None:
+    """Count one trade in ``figures`` as METRICS.md does (``quote_rate`` ``None``: unpriced)."""
+    figures.trades += 1
+    if figures.period_start_ms is None or trade.timestamp < figures.period_start_ms:
+        figures.period_start_ms = trade.timestamp
+    if figures.period_end_ms is None or trade.timestamp > figures.period_end_ms:
+        figures.period_end_ms = trade.timestamp
+    if quote_rate is None:
+        figures.unpriced_trades += 1
+        return
+    figures.volume_usd += trade.cost * quote_rate
+    figures.fees_usd += fee_usd

@@ -14,14 +14,6 @@ def test_utc_day_is_the_calendar_day_of_a_timestamp() -> None:
     assert utc_day(JAN5 + DAY) == 20_459
 
 
-def test_period_counts_every_trade_priced_or_not() -> None:
-    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
-    f.record_trade(JAN5 + 5)
-    f.record_trade(JAN5 + 1)
-    f.record_unpriced()
-    assert (f.trades, f.unpriced_trades, f.period_start_ms, f.period_end_ms) == (2, 1, JAN5 + 1, JAN5 + 5)
-
-
 def test_totals_sum_the_symbols() -> None:
     a = SymbolFigures(
         "BTC/USDT",
@@ -56,14 +48,6 @@ def test_totals_sum_the_symbols() -> None:
     assert t.daily_pnl_usd == {1: Decimal(3), 3: Decimal(-1)}
     assert (t.period_start_ms, t.period_end_ms) == (5, 20)
     assert Totals.of([]) == Totals()
-
-
-def test_a_priced_fill_counts_with_its_volume_and_fee() -> None:
-    f = SymbolFigures("BTC/USDT", "BTC", "USDT", "spot")
-    f.record_fill(JAN5 + 5, Decimal("100.5"), Decimal("0.1"))
-    f.record_fill(JAN5 + 1, Decimal("50"), Decimal(0))
-    assert (f.trades, f.volume_usd, f.fees_usd) == (2, Decimal("150.5"), Decimal("0.1"))
-    assert (f.period_start_ms, f.period_end_ms, f.unpriced_trades) == (JAN5 + 1, JAN5 + 5, 0)
 
 
 def test_daily_pnl_is_summed_exactly_whatever_the_order() -> None:

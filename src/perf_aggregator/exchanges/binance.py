@@ -26,6 +26,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import ccxt.async_support as ccxt_async
@@ -65,26 +66,49 @@ DISCOVERY_REFRESH_MS = 10 * MINUTE_MS
 _ERROR_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
+_TRADE_FIELDS = itemgetter(
+    "id", "orderId", "qty", "price", "commission", "commissionAsset", "time", "isBuyer"
+)
+
+
+def parse_trades(raw: Sequence[dict[str, Any]], market: Market) -> list[Trade]:
+    """``GET /api/v3/myTrades`` elements as normalized trades (exact decimals), in page order.
+
+    This runs for every fill fetched: the fields are taken in one call per element, and each
+    trade is made as the tuple it is (``tuple.__new__``), without the Python-level ``__new__``
+    that calling ``Trade`` runs.
+    """
+    symbol, base, quote = market.symbol, market.base, market.quote
+    return [
+        tuple.__new__(
+            Trade,
+            (
+                str(trade_id),
+                str(order_id),
+                symbol,
+                base,
+                quote,
+                "spot",  # market_type
+                "buy" if is_buyer else "sell",
+                amount := Decimal(qty),
+                price := Decimal(price_text),
+                amount * price,  # cost
+                Decimal(commission),  # fee_cost
+                commission_asset,  # fee_currency
+                int(time),  # timestamp
+                None,  # exchange_realized_pnl
+            ),
+        )
+        for trade_id, order_id, qty, price_text, commission, commission_asset, time, is_buyer in map(
+            _TRADE_FIELDS, raw
+        )
+    ]
+
+
 def parse_trade(raw: dict[str, Any], market: Market) -> Trade:
-    """A ``GET /api/v3/myTrades`` element as a normalized trade (exact decimals)."""
-    amount = Decimal(raw["qty"])
-    price = Decimal(raw["price"])
-    # Positional, in field order: this runs for every fill fetched, and keywords cost a third more.
-    return Trade(
-        str(raw["id"]),  # id
-        str(raw["orderId"]),  # order_id
-        market.symbol,
-        market.base,
-        market.quote,
-        "spot",  # market_type
-        "buy" if raw["isBuyer"] else "sell",  # side
-        amount,
-        price,
-        amount * price,  # cost
-        Decimal(raw["commission"]),  # fee_cost
-        raw["commissionAsset"],  # fee_currency
-        int(raw["time"]),  # timestamp
-    )
+    """One ``GET /api/v3/myTrades`` element as a normalized trade (exact decimals)."""
+    (trade,) = parse_trades([raw], market)
+    return trade
 
 
 def binance_error_code(text: str) -> int | None:
@@ -161,8 +185,8 @@ class BinanceApi:
     klines: str
     window_ms: int
     """Longest ``startTime``..``endTime`` span of a trades request."""
-    parse_trade: Callable[[dict[str, Any], Market], Trade]
-    """One raw trades element as a normalized trade."""
+    parse_trades: Callable[[Sequence[dict[str, Any]], Market], list[Trade]]
+    """Raw trades elements as normalized trades, in order."""
 
 
 SPOT_API = BinanceApi(
@@ -177,7 +201,7 @@ SPOT_API = BinanceApi(
     trades="privateGetMyTrades",
     klines="publicGetKlines",
     window_ms=WINDOW_MS,
-    parse_trade=parse_trade,
+    parse_trades=parse_trades,
 )
 
 
@@ -380,11 +404,10 @@ class BinanceSpot:
         raw: list[dict[str, Any]] = await self._call(
             getattr(self._ccxt, api.trades), params, api.weights["trades"], list
         )
-        parse = api.parse_trade
         try:
             if not answers_trades_request(params, raw):
                 raise ValueError("page does not answer the request")
-            trades = [parse(r, market) for r in raw if int(r["time"]) >= since_ms]
+            trades = [t for t in api.parse_trades(raw, market) if t.timestamp >= since_ms]
         except (KeyError, TypeError, ValueError, ArithmeticError):
             # A stale, overlapping or garbled page: retry later rather than move the cursor.
             raise ExchangeUnavailable(

@@ -30,6 +30,7 @@ then lowers ``fees_usd``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -87,6 +88,11 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
     )
 
 
+def parse_usdm_trades(raw: Sequence[dict[str, Any]], market: Market) -> list[Trade]:
+    """``GET /fapi/v1/userTrades`` elements as normalized trades, in order."""
+    return [parse_usdm_trade(r, market) for r in raw]
+
+
 USDM_API = BinanceApi(
     ccxt_class="binanceusdm",
     url_key="fapiPublic",
@@ -99,7 +105,7 @@ USDM_API = BinanceApi(
     trades="fapiPrivateGetUserTrades",
     klines="fapiPublicGetKlines",
     window_ms=WEEK_MS,
-    parse_trade=parse_usdm_trade,
+    parse_trades=parse_usdm_trades,
 )
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from itertools import chain, islice
+from itertools import chain, groupby, islice
+from operator import attrgetter
 
-from perf_aggregator.ledger.fifo import FifoBook, PricedFill
-from perf_aggregator.ledger.prices import ONE, STABLECOINS, PriceBook, valuation_needs
+from perf_aggregator.ledger.fifo import FifoBook
+from perf_aggregator.ledger.prices import (
+    MINUTE_MS,
+    ONE,
+    STABLECOINS,
+    ZERO_FEE_RATE,
+    PriceBook,
+    valuation_needs,
+)
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
 from perf_aggregator.ledger.trades import OrderKey, Trade
 from perf_aggregator.metrics import documents
@@ -91,96 +99,87 @@ class Ledger:
         """Store and process the trades not seen yet (by ``trade.key``); returns how many were new.
 
         Trades that come after everything stored for their symbol are processed as they arrive
-        (pages read forward in time), repeats dropped; from the first older one on, the rest of
-        the batch is deduplicated, sorted and then processed or set aside for the replay.
+        (pages read forward in time), a run of one symbol at a time, repeats dropped; from the
+        first older one on, the rest of the batch is deduplicated, sorted and then processed or
+        set aside for the replay.
         """
         added = 0
         symbols = self._symbols
         with localcontext(CONTEXT):
-            iterator = iter(trades)
-            trade = next(iterator, None)
-            while trade is not None:
-                state = symbols.get(trade.symbol)
-                if state is None:
-                    state = self._new_symbol(trade)
-                    count, trade = self._run(state, trade, iterator)
-                else:
-                    count, trade = (self._set_aside if state.stale else self._run)(state, trade, iterator)
+            runs = groupby(trades, _symbol_of)
+            for symbol, group in runs:
+                run = list(group)
+                state = symbols.get(symbol) or self._new_symbol(run[0])
+                count, older = (self._set_aside if state.stale else self._run)(state, run)
                 added += count
+                if older >= 0:
+                    rest = chain(run[older:], chain.from_iterable(group for _, group in runs))
+                    added += self._add_unordered(rest)
+                    break
         if added:
             self._count += added
             self._totals = None
         return added
 
-    def _run(self, state: _Symbol, trade: Trade, rest: Iterator[Trade]) -> tuple[int, Trade | None]:
-        """Process ``trade`` and the trades after it in ``rest`` while they are of its symbol
-        (``state``, not stale) and come in order, skipping repeats; from an older one on, hand the
-        rest to :meth:`_add_unordered`. Returns how many were new and the first trade of another
-        symbol (``None`` once ``rest`` is used up).
+    def _run(self, state: _Symbol, run: list[Trade]) -> tuple[int, int]:
+        """Value, store and record ``run`` (trades of ``state``'s symbol, which is not stale), up to
+        the first one older than the stored ones, skipping repeats. Returns how many were new and
+        the position of that older one (-1 when none was)."""
+        quote_rates, fee_rates = self._valued(run, state.trades.quote)
+        return self._store_and_record(state, run, quote_rates, fee_rates)
 
-        Pages read forward go a run at a time: the run is valued, then stored in one go when it
-        can be (:meth:`SymbolTrades.extend`), then paired (:meth:`_store_and_pair`).
-        """
-        symbol, quote = state.trades.symbol, state.trades.quote
-        run = [trade]
-        following = next(rest, None)
-        while following is not None and following.symbol == symbol:
-            run.append(following)
-            following = next(rest, None)
-        quote_rates, fee_rates = self._valued(run, quote)
-        count, older = self._store_and_pair(state, run, quote_rates, fee_rates)
-        if older >= 0:
-            later = run[older + 1 :]
-            if following is not None:  # already taken from rest
-                later.append(following)
-            return count + self._add_unordered(run[older], chain(later, rest)), None
-        return count, following
-
-    def _set_aside(self, state: _Symbol, trade: Trade, rest: Iterator[Trade]) -> tuple[int, Trade | None]:
-        """For a stale symbol: set ``trade`` and the trades after it in ``rest`` while they are of
-        its symbol aside for the replay, as :meth:`_add_unordered` would; in one go when they are
-        all older than its processed trades and fit :meth:`SymbolTrades.extend` on its late ones
-        (history pages read forward after the newest one). Returns as :meth:`_run` does."""
-        run = [trade]
-        symbol = trade.symbol
-        following = next(rest, None)
-        while following is not None and following.symbol == symbol:
-            run.append(following)
-            following = next(rest, None)
+    def _set_aside(self, state: _Symbol, run: list[Trade]) -> tuple[int, int]:
+        """For a stale symbol: set ``run`` (trades of its symbol) aside for the replay in one go
+        when they are all older than its processed trades and fit :meth:`SymbolTrades.extend` on
+        its late ones (history pages read forward after the newest one). Returns as :meth:`_run`
+        does; position 0 when the run must go through :meth:`_add_unordered` instead."""
         stored = state.trades
         if not stored or rank_of(run[-1]) < stored.rank(0):  # none can be a processed one
             unvalued: list[Decimal | None] = [None] * len(run)
             skipped = _late_of(state).extend(run, unvalued, unvalued)
             if skipped is not None:
-                return len(run) - skipped, following
-        if following is not None:
-            run.append(following)
-        return self._add_unordered(run[0], chain(run[1:], rest)), None
+                return len(run) - skipped, -1
+        return 0, 0
 
     def _valued(self, run: list[Trade], quote: str) -> tuple[list[Decimal | None], list[Decimal | None]]:
         """USD per quote unit and per fee currency unit of each trade of ``run`` (of one symbol,
         quoted in ``quote``) at its time: both ``None`` when either is missing (unpriced), and a zero
-        fee's rate 0 (its ``fee_usd`` is 0 whatever the price). As :meth:`_rates`, for a page."""
-        rate = self._prices.rate
+        fee's rate :data:`ZERO_FEE_RATE`. As :meth:`_rates`, for a page: the candle containing a
+        trade is looked up by minute first, and the price book asked only when it is not there."""
+        prices = self._prices
+        rate, closes_of = prices.rate, prices.minute_closes
         stable_quote = quote in STABLECOINS
+        quote_closes = closes_of(quote)
+        fee_closes: dict[str, Mapping[int, Decimal]] = {}
         quote_rates: list[Decimal | None] = []
         fee_rates: list[Decimal | None] = []
         for trade in run:
             timestamp = trade.timestamp
-            quote_rate = ONE if stable_quote else rate(quote, timestamp)
+            minute = timestamp - timestamp % MINUTE_MS
+            if stable_quote:
+                quote_rate: Decimal | None = ONE
+            elif (quote_rate := quote_closes.get(minute)) is None:
+                quote_rate = rate(quote, timestamp)
+            currency = trade.fee_currency
             if not trade.fee_cost:
-                fee_rate: Decimal | None = _ZERO
-            elif (currency := trade.fee_currency) == quote:
+                fee_rate: Decimal | None = ZERO_FEE_RATE
+            elif currency == quote:
                 fee_rate = quote_rate  # the fee currency's rate is the quote's
+            elif currency in STABLECOINS:
+                fee_rate = ONE
             else:
-                fee_rate = ONE if currency in STABLECOINS else rate(currency, timestamp)
+                closes = fee_closes.get(currency)
+                if closes is None:
+                    closes = fee_closes[currency] = closes_of(currency)
+                if (fee_rate := closes.get(minute)) is None:
+                    fee_rate = rate(currency, timestamp)
             if quote_rate is None or fee_rate is None:
                 quote_rate = fee_rate = None
             quote_rates.append(quote_rate)
             fee_rates.append(fee_rate)
         return quote_rates, fee_rates
 
-    def _store_and_pair(
+    def _store_and_record(
         self,
         state: _Symbol,
         run: list[Trade],
@@ -190,56 +189,59 @@ class Ledger:
     ) -> tuple[int, int]:
         """Store, in order, the trades of ``run`` (one symbol's, valued at the given rates, ``None``
         for unpriced; ``records`` their stored text when replayed) that are new, up to the first one
-        older than the stored ones, then pair the priced ones in one :meth:`FifoBook.pair`. Returns
-        how many were new and the position of that older one (-1 when none was). Runs in the
-        ledger's decimal context; the symbol's running sums are held in locals and written back
-        once, with the same operations in the same order as a trade at a time.
+        older than the stored ones, then record them in the figures and the FIFO book in one
+        :meth:`FifoBook.record`. Returns how many were new and the position of that older one (-1
+        when none was). Runs in the ledger's decimal context.
         """
-        stored, figures, book = state.trades, state.figures, state.book
-        skipped = stored.extend(run, quote_rates, fee_rates, records)
-        append = None if skipped is not None else stored.append
-        unpriced = state.unpriced
-        priced: list[PricedFill] = []
-        count = 0
-        start, end = figures.period_start_ms, figures.period_end_ms
-        volume, fees = figures.volume_usd, figures.fees_usd
+        stored = state.trades
         older = -1
+        skipped = stored.extend(run, quote_rates, fee_rates, records)
+        if skipped is None:  # one at a time
+            new: list[Trade] = []
+            new_quote_rates: list[Decimal | None] = []
+            new_fee_rates: list[Decimal | None] = []
+            try:
+                for i, trade in enumerate(run):
+                    record = None if records is None else records[i]
+                    if stored.append(trade, quote_rates[i], fee_rates[i], record):
+                        new.append(trade)
+                        new_quote_rates.append(quote_rates[i])
+                        new_fee_rates.append(fee_rates[i])
+                    elif not state.holds(trade):
+                        older = i
+                        break
+                    # else a repeat (pages overlap by a trade)
+            finally:  # the stored trades are recorded, also when a later one raised
+                self._record(state, new, new_quote_rates, new_fee_rates)
+            return len(new), older
+        if skipped:
+            run, quote_rates, fee_rates = run[skipped:], quote_rates[skipped:], fee_rates[skipped:]
+        self._record(state, run, quote_rates, fee_rates)
+        return len(run), older
+
+    def _record(
+        self,
+        state: _Symbol,
+        run: list[Trade],
+        quote_rates: list[Decimal | None],
+        fee_rates: list[Decimal | None],
+    ) -> None:
+        """Record ``run``, the trades just stored last for ``state``'s symbol, in its figures, FIFO
+        book and unpriced list, and their pnl in the session's days."""
+        if not run:
+            return
+        figures, book = state.figures, state.book
+        unpriced = figures.unpriced_trades
+        add_day = self._daily.add
         try:
-            for i in range(skipped or 0, len(run)):
-                trade, quote_rate, fee_rate = run[i], quote_rates[i], fee_rates[i]
-                if append is not None and not append(
-                    trade, quote_rate, fee_rate, None if records is None else records[i]
-                ):
-                    if state.holds(trade):
-                        continue  # a repeat (pages overlap by a trade)
-                    older = i
-                    break
-                count += 1
-                timestamp = trade.timestamp
-                if start is None or timestamp < start:
-                    start = timestamp
-                if end is None or timestamp > end:
-                    end = timestamp
-                if quote_rate is None or fee_rate is None:
-                    unpriced.append(len(stored) - len(run) + i if append is None else len(stored) - 1)
-                    figures.unpriced_trades += 1
-                    continue
-                fee_usd = _usd(trade.fee_cost, fee_rate)
-                volume += trade.cost if quote_rate is ONE else trade.cost * quote_rate
-                fees += fee_usd
-                priced.append((trade, fee_usd, quote_rate))
+            for day, pnl in book.record(run, quote_rates, fee_rates, figures).items():
+                add_day(day, pnl)
         finally:
-            figures.trades += count
-            figures.period_start_ms, figures.period_end_ms = start, end
-            if priced:  # paired in one go: the stored trades, also when a later one raised
-                figures.volume_usd, figures.fees_usd = volume, fees
-                add_day = self._daily.add
-                for day, pnl in book.pair(priced, figures).items():
-                    add_day(day, pnl)
-                figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
-            if count:
-                state.document = None
-        return count, older
+            figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
+            state.document = None
+        if figures.unpriced_trades != unpriced:
+            first = len(state.trades) - len(run)
+            state.unpriced.extend(first + i for i, r in enumerate(quote_rates) if r is None)
 
     def revalue(self) -> bool:
         """Re-process the symbols whose unpriced trades can now be priced; whether any could."""
@@ -331,12 +333,12 @@ class Ledger:
         self._symbols[symbol] = state
         return state
 
-    def _add_unordered(self, first: Trade, rest: Iterator[Trade]) -> int:
-        """Deduplicate ``first`` and ``rest`` (first seen wins), then process them in order."""
+    def _add_unordered(self, trades: Iterable[Trade]) -> int:
+        """Deduplicate ``trades`` (first seen wins), then process them in order."""
         symbols = self._symbols
         seen: set[tuple[str, str, str]] = set()
         fresh: list[tuple[Rank, Trade]] = []
-        for trade in (first, *rest):
+        for trade in trades:
             state = symbols.get(trade.symbol)
             key = trade.key
             if key in seen or (state is not None and state.holds(trade)):
@@ -348,7 +350,7 @@ class Ledger:
             state = symbols.get(trade.symbol) or self._new_symbol(trade)
             if (
                 state.stale
-                or not self._store_and_pair(state, [trade], *self._valued([trade], trade.quote))[0]
+                or not self._store_and_record(state, [trade], *self._valued([trade], trade.quote))[0]
             ):
                 _late_of(state).append(trade, None, None)
                 self._mark_stale(state)  # replayed in order before the next read
@@ -409,7 +411,7 @@ class Ledger:
                 if quote_rates[n] is None or fee_rates[n] is None:
                     quote_rates[n], fee_rates[n] = rates(trade) or (None, None)
             records = [source.record(j) for j in chunk]
-            count, older = self._store_and_pair(state, run, quote_rates, fee_rates, records)
+            count, older = self._store_and_record(state, run, quote_rates, fee_rates, records)
             if older >= 0 or count != len(run):
                 raise AssertionError("a replayed trade is out of order")
 
@@ -422,7 +424,7 @@ class Ledger:
         if quote_rate is None:
             return None
         if not trade.fee_cost:
-            return quote_rate, _ZERO
+            return quote_rate, ZERO_FEE_RATE
         fee_rate = ONE if fee_currency in STABLECOINS else self._prices.rate(fee_currency, timestamp)
         return None if fee_rate is None else (quote_rate, fee_rate)
 
@@ -442,6 +444,9 @@ def _late_of(state: _Symbol) -> SymbolTrades:
     return state.late
 
 
+_symbol_of = attrgetter("symbol")
+
+
 def _first(item: tuple[Rank, Trade]) -> Rank:
     return item[0]
 
@@ -450,7 +455,7 @@ def _usd(amount: Decimal, rate: Decimal) -> Decimal:
     """``amount`` at ``rate`` (from :meth:`Ledger._rates`; skips the product for the common rates)."""
     if rate is ONE:
         return amount
-    if rate is _ZERO:  # the rate of a zero fee
+    if rate is ZERO_FEE_RATE:
         return _ZERO
     return amount * rate
 

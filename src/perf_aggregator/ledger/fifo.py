@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from perf_aggregator.ledger.prices import ONE
+from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, Trade
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
 
 _ZERO = Decimal(0)
 _exact_add = EXACT.add
-
-PricedFill = tuple[Trade, Decimal, Decimal]
-"""``(trade, fee_usd, quote_rate)``: a priced trade as :meth:`FifoBook.pair` takes it."""
 
 
 @dataclass(slots=True)
@@ -63,26 +60,54 @@ class FifoBook:
         """Open lots, oldest first (short lots on a swap book when ``position < 0``)."""
         return tuple(Lot(*lot) for lot in self._lots)
 
-    def pair(self, run: Iterable[PricedFill], figures: Figures) -> dict[int, Decimal]:
-        """Pair a run of priced trades of this symbol, in processing order, and record each closed
-        trade in ``figures``.
+    def record(
+        self,
+        run: Sequence[Trade],
+        quote_rates: Sequence[Decimal | None],
+        fee_rates: Sequence[Decimal | None],
+        figures: Figures,
+    ) -> dict[int, Decimal]:
+        """Record a run of this symbol's new trades, in processing order, in ``figures``: each is
+        counted, and each priced one adds its volume and fee and is paired, each closed trade
+        recorded.
 
-        Each item is ``(trade, fee_usd, quote_rate)``: the fee in USD and USD per quote unit at
-        the trade's time. Returns the run's pnl by UTC day of the closing trade, summed exactly
-        (already added to ``figures.daily_pnl_usd``). The book's and the figures' running sums are
-        held in locals for the run and written back once.
+        ``quote_rates[i]`` and ``fee_rates[i]`` are USD per quote unit and per fee currency unit
+        at the trade's time (``None``: unpriced; :data:`ONE` and a zero fee's rate 0, as the ledger
+        gives them, skip their products). Returns the run's pnl by UTC day of the closing trade,
+        summed exactly (already added to ``figures.daily_pnl_usd``).
+
+        One loop with every running sum in locals, written back once: it runs for every trade.
         """
+        if not run:
+            return {}
+        figures.trades += len(run)
+        first_time, last_time = run[0].timestamp, run[-1].timestamp
+        if figures.period_start_ms is None or first_time < figures.period_start_ms:
+            figures.period_start_ms = first_time
+        if figures.period_end_ms is None or last_time > figures.period_end_ms:
+            figures.period_end_ms = last_time
         lots, spot, short = self._lots, self._spot, self._short
         popleft, open_lot = lots.popleft, lots.append
         position, unmatched = self.position, self.unmatched
+        volume, fees = figures.volume_usd, figures.fees_usd
         realized, basis_sum = figures.realized_pnl_usd, figures.cost_basis_usd
         closed_quantity, holding_sum = figures.closed_quantity, figures.holding_ms_quantity
         winning_pnl, losing_pnl = figures.winning_pnl_usd, figures.losing_pnl_usd
         largest_win, largest_loss = figures.largest_win_usd, figures.largest_loss_usd
-        closes = wins = losses = 0
+        unpriced = closes = wins = losses = 0
         days: dict[int, Decimal] = {}
+        # Closes come in time order: the current day's sum stays in locals until the day changes.
+        day, day_pnl = -1, _ZERO
         try:
-            for trade, fee_usd, quote_rate in run:
+            for trade, quote_rate, fee_rate in zip(run, quote_rates, fee_rates, strict=True):
+                if quote_rate is None or fee_rate is None:
+                    unpriced += 1  # counted, nothing else
+                    continue
+                fee_usd = trade.fee_cost
+                if fee_rate is not ONE:
+                    fee_usd = _ZERO if fee_rate is ZERO_FEE_RATE else fee_usd * fee_rate
+                volume += trade.cost if quote_rate is ONE else trade.cost * quote_rate
+                fees += fee_usd
                 buy = trade.side == "buy"
                 amount = remaining = trade.amount
                 if lots and buy is short:  # opposite direction: close lots first
@@ -126,8 +151,12 @@ class FifoBook:
                         losing_pnl += pnl
                         if largest_loss is None or pnl < largest_loss:
                             largest_loss = pnl
-                    day = timestamp // DAY_MS
-                    days[day] = _exact_add(days.get(day, _ZERO), pnl)
+                    if timestamp // DAY_MS != day:
+                        if day >= 0:
+                            days[day] = day_pnl
+                        day = timestamp // DAY_MS
+                        day_pnl = _ZERO
+                    day_pnl = _exact_add(day_pnl, pnl)
                 if remaining:
                     if buy or not spot:
                         open_lot((remaining, trade.price, trade.timestamp, fee_usd, amount, quote_rate))
@@ -136,15 +165,19 @@ class FifoBook:
                     else:
                         unmatched += remaining
         finally:
+            if day >= 0:
+                days[day] = day_pnl
             self._short, self.position, self.unmatched = short, position, unmatched
+            figures.volume_usd, figures.fees_usd = volume, fees
             figures.realized_pnl_usd, figures.cost_basis_usd = realized, basis_sum
             figures.closed_quantity, figures.holding_ms_quantity = closed_quantity, holding_sum
             figures.winning_pnl_usd, figures.losing_pnl_usd = winning_pnl, losing_pnl
             figures.largest_win_usd, figures.largest_loss_usd = largest_win, largest_loss
+            figures.unpriced_trades += unpriced
             figures.closed_trades += closes
             figures.winning_trades += wins
             figures.losing_trades += losses
             daily = figures.daily_pnl_usd
-            for day, pnl in days.items():
-                daily[day] = _exact_add(daily.get(day, _ZERO), pnl)
+            for closed_day, closed_pnl in days.items():
+                daily[closed_day] = _exact_add(daily.get(closed_day, _ZERO), closed_pnl)
         return days

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 
 from perf_aggregator.ledger.trades import Trade
 
@@ -22,6 +23,9 @@ _PRICING_QUOTES = ("USDT", "USDC", "USD")
 ONE = Decimal(1)
 """The rate of every stablecoin (one shared object: callers may test ``rate is ONE``)."""
 _ZERO = Decimal(0)
+ZERO_FEE_RATE = _ZERO
+"""The rate a zero fee is valued at, whatever its currency's price (its USD value is 0): one shared
+object, so that callers may test ``rate is ZERO_FEE_RATE`` and skip the product."""
 
 
 class _Coverage:
@@ -124,6 +128,7 @@ class _Candles:
 
 
 _NOTHING_FETCHED = _Coverage()
+_NO_CLOSES: Mapping[int, Decimal] = MappingProxyType({})
 
 
 class PriceBook:
@@ -143,6 +148,25 @@ class PriceBook:
         self._candles: dict[str, _Candles] = {}
         self._series: dict[str, _Candles] = {}
         """The candles of each currency's pricing market, once it has some (a shortcut for :meth:`rate`)."""
+
+    def minute_closes(self, currency: str) -> Mapping[int, Decimal]:
+        """Closes of ``currency``'s pricing market by whole-minute open time, for a quick look-up
+        before :meth:`rate`: the close found for ``t``'s minute start is ``rate(currency, t)``
+        (the candle containing ``t``); a minute not found decides nothing. Empty when there is
+        none to give. Live: read it before the book changes again."""
+        series = None if currency in STABLECOINS else self._series_of(currency)
+        by_minute = None if series is None else series.by_minute
+        return _NO_CLOSES if by_minute is None else by_minute
+
+    def _series_of(self, currency: str) -> _Candles | None:
+        """The candles of ``currency``'s pricing market, once it has some (kept in ``_series``)."""
+        series = self._series.get(currency)
+        if series is None:
+            market = self.pricing_market(currency)
+            series = None if market is None else self._candles.get(market)
+            if series is not None:
+                self._series[currency] = series
+        return series
 
     def pricing_market(self, currency: str) -> str | None:
         """The one market that prices ``currency``: first existing of CUR/USDT, CUR/USDC, CUR/USD.
@@ -182,13 +206,9 @@ class PriceBook:
         """
         if currency in STABLECOINS:
             return ONE
-        series = self._series.get(currency)
+        series = self._series.get(currency) or self._series_of(currency)
         if series is None:
-            market = self.pricing_market(currency)
-            series = None if market is None else self._candles.get(market)
-            if series is None:
-                return None
-            self._series[currency] = series
+            return None
         by_minute = series.by_minute
         if by_minute is not None:
             close = by_minute.get(t_ms - t_ms % MINUTE_MS)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from itertools import islice
-from operator import le, lt
+from operator import add, attrgetter, le, lt
 
 from perf_aggregator.ledger.trades import MarketType, OrderKey, Side, Trade, order_key
 
@@ -27,6 +27,8 @@ _SIDES: tuple[Side, Side] = ("buy", "sell")
 _MAX_DIGITS = 18
 """Ids of at most 18 digits fit the signed 64-bit id column."""
 _ID_LIMIT = 10**_MAX_DIGITS
+_SIDE_CODES = {"buy": 0, "sell": 1}
+_ID, _SIDE, _TIMESTAMP = attrgetter("id"), attrgetter("side"), attrgetter("timestamp")
 
 
 def numeric_id(trade_id: str) -> int | None:
@@ -155,20 +157,23 @@ class SymbolTrades:
         ids = self.ids
         if self._keys is not None or not isinstance(ids, array) or not trades:
             return None
-        tids = [t.id for t in trades]
+        # Column passes at C speed: this runs for every page fetched.
+        tids = list(map(_ID, trades))
         try:
             values = list(map(int, tids))
-        except ValueError:
+            sides = list(map(_SIDE_CODES.__getitem__, map(_SIDE, trades)))
+        except (ValueError, KeyError):
             return None
-        # Canonical spellings only (int() also reads signs, spaces, "_" and non-ASCII digits).
-        if list(map(str, values)) != tids:
+        # Canonical spellings only: ASCII digits without a leading zero (int() also reads signs,
+        # spaces, "_", leading zeros and non-ASCII digits; "0" itself goes one at a time).
+        digits = "".join(tids)
+        if not (digits.isdigit() and digits.isascii()) or " 0" in " " + " ".join(tids):
             return None
-        sides = [0 if t.side == "buy" else 1 for t in trades]
-        codes = [2 * v + side for v, side in zip(values, sides, strict=True)]
-        times = [t.timestamp for t in trades]
+        codes = list(map(add, map(add, values, values), sides))  # 2 * id + side
+        times = list(map(_TIMESTAMP, trades))
         if not (all(map(lt, codes, islice(codes, 1, None))) and all(map(le, times, islice(times, 1, None)))):
             return None
-        if values[0] < 0 or values[-1] >= _ID_LIMIT:
+        if values[-1] >= _ID_LIMIT:
             return None
         skip = 0
         if self.times:
@@ -183,10 +188,10 @@ class SymbolTrades:
                 del values[:skip], sides[:skip], times[:skip]
                 trades, quote_rates, fee_rates = trades[skip:], quote_rates[skip:], fee_rates[skip:]
                 records = None if records is None else records[skip:]
-        self.times.extend(times)
-        ids.extend(values)
+        self.times.fromlist(times)
+        ids.fromlist(values)
         self.sides.extend(sides)
-        self._records.extend(map(_record, trades) if records is None else records)
+        self._records.extend(_records(trades) if records is None else records)
         self.quote_rates.extend(quote_rates)
         self.fee_rates.extend(fee_rates)
         return skip
@@ -289,8 +294,14 @@ class SymbolTrades:
 def _record(trade: Trade) -> str:
     """The fields of ``trade`` without a column, as text: the decimals, then the fee currency's
     length, the fee currency and the order id (which may hold any character)."""
-    pnl, currency = trade.exchange_realized_pnl, trade.fee_currency
-    return (
-        f"{trade.amount!s} {trade.price!s} {trade.cost!s} {trade.fee_cost!s} {'' if pnl is None else pnl!s} "
-        f"{len(currency)} {currency}{trade.order_id}"
-    )
+    (record,) = _records((trade,))
+    return record
+
+
+def _records(trades: Iterable[Trade]) -> list[str]:
+    """:func:`_record` of each trade (one loop, no call per trade: this runs for every page)."""
+    return [
+        f"{amount!s} {price!s} {cost!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
+        f"{len(currency)} {currency}{order_id}"
+        for _, order_id, _, _, _, _, _, amount, price, cost, fee_cost, currency, _, pnl in trades
+    ]

@@ -23,11 +23,7 @@ def utc_day(ms: int) -> int:
 
 @dataclass(slots=True, kw_only=True)
 class Figures:
-    """Accumulators that add up across symbols, fed trade by trade in processing order.
-
-    The ``record_*`` methods use the current decimal context (the ledger sets
-    :data:`~perf_aggregator.metrics.precision.CONTEXT`).
-    """
+    """Accumulators that add up across symbols, fed by the ledger in processing order."""
 
     trades: int = 0
     unpriced_trades: int = 0
@@ -50,30 +46,6 @@ class Figures:
     (:data:`~perf_aggregator.metrics.daily.EXACT`: the same whatever the order of the sums)."""
     period_start_ms: int | None = None
     period_end_ms: int | None = None
-
-    def record_trade(self, timestamp: int) -> None:
-        """Count a trade, priced or not."""
-        self.trades += 1
-        start, end = self.period_start_ms, self.period_end_ms
-        if start is None or timestamp < start:
-            self.period_start_ms = timestamp
-        if end is None or timestamp > end:
-            self.period_end_ms = timestamp
-
-    def record_unpriced(self) -> None:
-        """Count a trade that could not be valued (it takes no other part)."""
-        self.unpriced_trades += 1
-
-    def record_fill(self, timestamp: int, value_usd: Decimal, fee_usd: Decimal) -> None:
-        """Count a priced trade, with its volume and fee (one call: it runs for every trade)."""
-        self.trades += 1
-        start, end = self.period_start_ms, self.period_end_ms
-        if start is None or timestamp < start:
-            self.period_start_ms = timestamp
-        if end is None or timestamp > end:
-            self.period_end_ms = timestamp
-        self.volume_usd += value_usd
-        self.fees_usd += fee_usd
 
     def merge(self, other: Figures, *, daily: bool = True) -> None:
         """Add ``other``'s accumulators to these (``daily_pnl_usd`` only with ``daily``)."""
