@@ -90,9 +90,9 @@ class FifoBook:
         popleft, open_lot = lots.popleft, lots.append
         position, unmatched = self.position, self.unmatched
         volume, fees = figures.volume_usd, figures.fees_usd
-        realized, basis_sum = figures.realized_pnl_usd, figures.cost_basis_usd
+        realized, winning, losing = figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd
+        basis_sum = figures.cost_basis_usd
         closed_quantity, holding_sum = figures.closed_quantity, figures.holding_ms_quantity
-        winning_pnl, losing_pnl = figures.winning_pnl_usd, figures.losing_pnl_usd
         largest_win, largest_loss = figures.largest_win_usd, figures.largest_loss_usd
         unpriced = closes = wins = losses = 0
         days: dict[int, Decimal] = {}
@@ -111,31 +111,44 @@ class FifoBook:
                 buy = trade.side == "buy"
                 amount = remaining = trade.amount
                 if lots and buy is short:  # opposite direction: close lots first
-                    price, timestamp = trade.price, trade.timestamp
-                    matched = pnl = basis = holding = _ZERO
+                    timestamp = trade.timestamp
+                    # Sums over the pieces matched: quote value at the lots' prices, cost basis, fee
+                    # shares, holding weights. A piece's pnl is linear in its quantity, so the closed
+                    # trade's pnl is taken from these sums once instead of piece by piece.
+                    value = basis = fee_shares = holding = _ZERO
                     while remaining and lots:
                         quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
-                        q = quantity if quantity <= remaining else remaining
-                        move = q * (lot_price - price) if short else q * (price - lot_price)
-                        cost = q * lot_price
-                        if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the products
-                            move *= quote_rate
-                        if lot_rate is not ONE:
-                            cost *= lot_rate
-                        # fee_share(t, q) = t.fee_usd * q / t.amount, which is t.fee_usd when q is all of t
-                        open_fee = lot_fee if q == lot_amount else lot_fee * q / lot_amount
-                        close_fee = fee_usd if q == amount else fee_usd * q / amount
-                        pnl += move - open_fee - close_fee
-                        basis += cost
-                        holding += q * (timestamp - lot_time)
-                        matched += q
-                        remaining -= q
-                        if q == quantity:
+                        if quantity <= remaining:  # the whole lot
+                            q = quantity
+                            remaining -= q
                             popleft()
                         else:
+                            q = remaining
+                            remaining = _ZERO
                             lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
-                    position += matched if short else -matched
-                    # The closed trade: the sums over the pieces it matched.
+                        cost = q * lot_price
+                        value += cost
+                        basis += cost if lot_rate is ONE else cost * lot_rate
+                        # fee_share(t, q) = t.fee_usd * q / t.amount: t.fee_usd when q is all of t, as it
+                        # is when q is t's amount itself (a lot's quantity is its trade's amount, the
+                        # same object, until the lot is split; a closing trade's remaining quantity
+                        # is its amount until a piece is matched). Another q of the same value gives
+                        # the same value through the division.
+                        fee_shares += (lot_fee if q is lot_amount else lot_fee * q / lot_amount) + (
+                            fee_usd if q is amount else fee_usd * q / amount
+                        )
+                        holding += q * (timestamp - lot_time)
+                    matched = amount - remaining
+                    # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
+                    move = value - trade.price * matched if short else trade.price * matched - value
+                    if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
+                        move *= quote_rate
+                    pnl = move - fee_shares
+                    if short:
+                        position += matched
+                    else:
+                        position -= matched
+                    # The closed trade.
                     realized += pnl
                     basis_sum += basis
                     closed_quantity += matched
@@ -143,12 +156,12 @@ class FifoBook:
                     closes += 1
                     if pnl > 0:
                         wins += 1
-                        winning_pnl += pnl
+                        winning += pnl
                         if largest_win is None or pnl > largest_win:
                             largest_win = pnl
                     elif pnl < 0:
                         losses += 1
-                        losing_pnl += pnl
+                        losing += pnl
                         if largest_loss is None or pnl < largest_loss:
                             largest_loss = pnl
                     if timestamp // DAY_MS != day:
@@ -161,7 +174,10 @@ class FifoBook:
                     if buy or not spot:
                         open_lot((remaining, trade.price, trade.timestamp, fee_usd, amount, quote_rate))
                         short = not buy
-                        position += remaining if buy else -remaining
+                        if buy:
+                            position += remaining
+                        else:
+                            position -= remaining
                     else:
                         unmatched += remaining
         finally:
@@ -169,9 +185,13 @@ class FifoBook:
                 days[day] = day_pnl
             self._short, self.position, self.unmatched = short, position, unmatched
             figures.volume_usd, figures.fees_usd = volume, fees
-            figures.realized_pnl_usd, figures.cost_basis_usd = realized, basis_sum
+            figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd = (
+                realized,
+                winning,
+                losing,
+            )
+            figures.cost_basis_usd = basis_sum
             figures.closed_quantity, figures.holding_ms_quantity = closed_quantity, holding_sum
-            figures.winning_pnl_usd, figures.losing_pnl_usd = winning_pnl, losing_pnl
             figures.largest_win_usd, figures.largest_loss_usd = largest_win, largest_loss
             figures.unpriced_trades += unpriced
             figures.closed_trades += closes
