@@ -184,6 +184,14 @@ def test_a_run_that_does_not_fit_is_not_stored() -> None:
     runs = {
         "id not canonical": [make_trade("0101", "buy", "1", "10", later)],
         "id with a sign": [make_trade("+101", "buy", "1", "10", later)],
+        "id with spaces": [make_trade(" 101 ", "buy", "1", "10", later)],
+        "id with an underscore": [make_trade("1_01", "buy", "1", "10", later)],
+        "id in non-ASCII digits": [make_trade("\u0661\u0660\u0662", "buy", "1", "10", later)],
+        "empty id": [make_trade("", "buy", "1", "10", later)],
+        "a second id not canonical": [
+            make_trade("101", "buy", "1", "10", later),
+            make_trade("0102", "buy", "1", "10", later),
+        ],
         "id too long": [make_trade("9" * 19, "buy", "1", "10", later)],
         "text id": [make_trade("TX-1", "buy", "1", "10", later)],
         "ids going down": [

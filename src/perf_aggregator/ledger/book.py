@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import chain, groupby, islice
-from operator import attrgetter
 
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import (
@@ -20,7 +19,7 @@ from perf_aggregator.ledger.prices import (
     valuation_needs,
 )
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
-from perf_aggregator.ledger.trades import OrderKey, Trade
+from perf_aggregator.ledger.trades import OrderKey, Trade, fields_of
 from perf_aggregator.metrics import documents
 from perf_aggregator.metrics.daily import DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
@@ -444,7 +443,7 @@ def _late_of(state: _Symbol) -> SymbolTrades:
     return state.late
 
 
-_symbol_of = attrgetter("symbol")
+_symbol_of = fields_of("symbol")
 
 
 def _first(item: tuple[Rank, Trade]) -> Rank:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
-from perf_aggregator.ledger.trades import MarketType, Trade
+from perf_aggregator.ledger.trades import MarketType, Trade, fields_of
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
 
 _ZERO = Decimal(0)
 _exact_add = EXACT.add
+_FIELDS = fields_of("side", "amount", "price", "cost", "fee_cost", "timestamp")
 
 
 @dataclass(slots=True)
@@ -81,7 +82,7 @@ class FifoBook:
         if not run:
             return {}
         figures.trades += len(run)
-        first_time, last_time = run[0].timestamp, run[-1].timestamp
+        first_time, last_time = run[0].timestamp, run[-1].timestamp  # in processing order
         if figures.period_start_ms is None or first_time < figures.period_start_ms:
             figures.period_start_ms = first_time
         if figures.period_end_ms is None or last_time > figures.period_end_ms:
@@ -99,23 +100,24 @@ class FifoBook:
         # Closes come in time order: the current day's sum stays in locals until the day changes.
         day, day_pnl = -1, _ZERO
         try:
-            for trade, quote_rate, fee_rate in zip(run, quote_rates, fee_rates, strict=True):
+            for (side, amount, price, cost, fee_usd, timestamp), quote_rate, fee_rate in zip(
+                map(_FIELDS, run), quote_rates, fee_rates, strict=True
+            ):
                 if quote_rate is None or fee_rate is None:
                     unpriced += 1  # counted, nothing else
                     continue
-                fee_usd = trade.fee_cost
-                if fee_rate is not ONE:
+                if fee_rate is not ONE:  # fee_usd is the fee cost until here
                     fee_usd = _ZERO if fee_rate is ZERO_FEE_RATE else fee_usd * fee_rate
-                volume += trade.cost if quote_rate is ONE else trade.cost * quote_rate
+                volume += cost if quote_rate is ONE else cost * quote_rate
                 fees += fee_usd
-                buy = trade.side == "buy"
-                amount = remaining = trade.amount
+                buy = side == "buy"
+                remaining = amount
                 if lots and buy is short:  # opposite direction: close lots first
-                    timestamp = trade.timestamp
-                    # Sums over the pieces matched: quote value at the lots' prices, cost basis, fee
-                    # shares, holding weights. A piece's pnl is linear in its quantity, so the closed
-                    # trade's pnl is taken from these sums once instead of piece by piece.
-                    value = basis = fee_shares = holding = _ZERO
+                    # Sums over the pieces matched: quote value at the lots' prices and the lots' fee
+                    # shares. A piece's pnl is linear in its quantity, so the closed trade's pnl is
+                    # taken from these sums once instead of piece by piece; its cost basis and holding
+                    # weights go straight to the run's sums.
+                    value = open_fees = _ZERO
                     while remaining and lots:
                         quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
                         if quantity <= remaining:  # the whole lot
@@ -126,33 +128,30 @@ class FifoBook:
                             q = remaining
                             remaining = _ZERO
                             lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
-                        cost = q * lot_price
-                        value += cost
-                        basis += cost if lot_rate is ONE else cost * lot_rate
-                        # fee_share(t, q) = t.fee_usd * q / t.amount: t.fee_usd when q is all of t, as it
-                        # is when q is t's amount itself (a lot's quantity is its trade's amount, the
-                        # same object, until the lot is split; a closing trade's remaining quantity
-                        # is its amount until a piece is matched). Another q of the same value gives
-                        # the same value through the division.
-                        fee_shares += (lot_fee if q is lot_amount else lot_fee * q / lot_amount) + (
-                            fee_usd if q is amount else fee_usd * q / amount
-                        )
-                        holding += q * (timestamp - lot_time)
+                        lot_cost = q * lot_price
+                        value += lot_cost
+                        basis_sum += lot_cost if lot_rate is ONE else lot_cost * lot_rate
+                        # fee_share(o, q) = o.fee_usd * q / o.amount: o.fee_usd when q is all of o, as
+                        # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
+                        # same object, until the lot is split); another q of that value gives the same
+                        # value through the division.
+                        open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
+                        holding_sum += q * (timestamp - lot_time)
                     matched = amount - remaining
                     # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
-                    move = value - trade.price * matched if short else trade.price * matched - value
+                    move = value - price * matched if short else price * matched - value
                     if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
                         move *= quote_rate
-                    pnl = move - fee_shares
+                    # the closing trade's fee shares sum to fee_share(c, matched): all of it when
+                    # nothing remains
+                    pnl = move - open_fees - (fee_usd if not remaining else fee_usd * matched / amount)
                     if short:
                         position += matched
                     else:
                         position -= matched
                     # The closed trade.
                     realized += pnl
-                    basis_sum += basis
                     closed_quantity += matched
-                    holding_sum += holding
                     closes += 1
                     if pnl > 0:
                         wins += 1
@@ -172,7 +171,7 @@ class FifoBook:
                     day_pnl = _exact_add(day_pnl, pnl)
                 if remaining:
                     if buy or not spot:
-                        open_lot((remaining, trade.price, trade.timestamp, fee_usd, amount, quote_rate))
+                        open_lot((remaining, price, timestamp, fee_usd, amount, quote_rate))
                         short = not buy
                         if buy:
                             position += remaining

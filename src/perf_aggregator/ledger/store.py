@@ -15,9 +15,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from itertools import islice
-from operator import add, attrgetter, le, lt
+from operator import add, lt
 
-from perf_aggregator.ledger.trades import MarketType, OrderKey, Side, Trade, order_key
+from perf_aggregator.ledger.trades import MarketType, OrderKey, Side, Trade, fields_of, order_key
 
 Rank = tuple[OrderKey, str]
 """Processing order within a symbol: the order key, then the raw id, so that ids equal as
@@ -28,7 +28,7 @@ _MAX_DIGITS = 18
 """Ids of at most 18 digits fit the signed 64-bit id column."""
 _ID_LIMIT = 10**_MAX_DIGITS
 _SIDE_CODES = {"buy": 0, "sell": 1}
-_ID, _SIDE, _TIMESTAMP = attrgetter("id"), attrgetter("side"), attrgetter("timestamp")
+_ID, _SIDE, _TIMESTAMP = fields_of("id"), fields_of("side"), fields_of("timestamp")
 
 
 def numeric_id(trade_id: str) -> int | None:
@@ -166,12 +166,16 @@ class SymbolTrades:
             return None
         # Canonical spellings only: ASCII digits without a leading zero (int() also reads signs,
         # spaces, "_", leading zeros and non-ASCII digits; "0" itself goes one at a time).
-        digits = "".join(tids)
-        if not (digits.isdigit() and digits.isascii()) or " 0" in " " + " ".join(tids):
+        try:
+            spaced = (" " + " ".join(tids)).encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        digits = spaced.replace(b" ", b"")  # no more spaces than those put in
+        if b" 0" in spaced or len(digits) + len(tids) != len(spaced) or not digits.isdigit():
             return None
         codes = list(map(add, map(add, values, values), sides))  # 2 * id + side
         times = list(map(_TIMESTAMP, trades))
-        if not (all(map(lt, codes, islice(codes, 1, None))) and all(map(le, times, islice(times, 1, None)))):
+        if not (all(map(lt, codes, islice(codes, 1, None))) and sorted(times) == times):
             return None
         if values[-1] >= _ID_LIMIT:
             return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal, NamedTuple
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
@@ -60,3 +62,12 @@ def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:
         (0, int(trade_id)) if trade_id.isascii() and trade_id.isdigit() else (1, trade_id)
     )
     return (timestamp, id_key, 0 if side == "buy" else 1)
+
+
+def fields_of(*names: str) -> Callable[[Trade], Any]:
+    """A getter of the named fields of a trade, as a tuple (one name: the field alone).
+
+    It reads them by position (a trade is a tuple) in one C call: for the loops that run for every
+    trade, where reading the attributes one by one costs several times more.
+    """
+    return itemgetter(*(Trade._fields.index(name) for name in names))
