@@ -8,7 +8,7 @@ from typing import NamedTuple
 from perf_aggregator.formats import parse_rfc3339
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, PriceBook
-from perf_aggregator.ledger.trades import Side, Trade
+from perf_aggregator.ledger.trades import Side, Trade, columns_of
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
 
@@ -72,7 +72,7 @@ class ClosedTrade(NamedTuple):
 def apply_one(book: FifoBook, trade: Trade, fee_usd: Decimal, quote_rate: Decimal) -> ClosedTrade | None:
     """Record one priced trade, whose fee is ``fee_usd`` in USD; the closed trade when it matched anything."""
     figures = Figures()
-    book.record([trade._replace(fee_cost=fee_usd)], [quote_rate], [ONE], figures)
+    book.record(columns_of([trade._replace(fee_cost=fee_usd)]), [quote_rate], [ONE], figures)
     if not figures.closed_trades:
         return None
     return ClosedTrade(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
-from perf_aggregator.ledger.trades import MarketType, Trade
+from perf_aggregator.ledger.trades import MarketType, Trade, columns_of
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
 from perf_aggregator.metrics.precision import CONTEXT
@@ -74,7 +74,7 @@ def test_runs_record_as_one_trade_at_a_time(case: tuple[MarketType, list[Fill]],
         bounds = [0, *sorted(c for c in cuts if c < len(run)), len(run)]
         for start, stop in pairwise(bounds):
             recorded = book.record(
-                trades[start:stop], quote_rates[start:stop], fee_rates[start:stop], figures
+                columns_of(trades[start:stop]), quote_rates[start:stop], fee_rates[start:stop], figures
             )
             for day, pnl in recorded.items():
                 days[day] = EXACT.add(days.get(day, Decimal(0)), pnl)
@@ -86,7 +86,7 @@ def test_a_zero_fee_is_worth_zero_at_its_rate() -> None:
     trade = make_trade("1", "buy", "2", "100", T0, fee="0.000")
     book, figures = FifoBook("spot"), Figures()
     with localcontext(CONTEXT):
-        book.record([trade], [ONE], [ZERO_FEE_RATE], figures)
+        book.record(columns_of([trade]), [ONE], [ZERO_FEE_RATE], figures)
     assert repr(figures.fees_usd) == "Decimal('0')"
     assert (figures.trades, figures.volume_usd, figures.unpriced_trades) == (1, Decimal(200), 0)
 
@@ -102,7 +102,7 @@ def test_a_run_returns_its_pnl_by_day_of_the_closing_trade() -> None:
     book, figures = FifoBook("spot"), Figures()
     figures.daily_pnl_usd[T0 // DAY_MS] = Decimal(3)
     with localcontext(CONTEXT):
-        days = book.record(run, [ONE] * 4, [ONE] * 4, figures)
+        days = book.record(columns_of(run), [ONE] * 4, [ONE] * 4, figures)
     # day 1: 1 * (110 - 100) - 0.5; day 2: 0.5 * (90 - 100), then 0.5 * (120 - 100) (the rest unmatched)
     assert days == {T0 // DAY_MS: Decimal("9.5"), T0 // DAY_MS + 1: Decimal(5)}
     assert figures.daily_pnl_usd == {T0 // DAY_MS: Decimal("12.5"), T0 // DAY_MS + 1: Decimal(5)}

@@ -6,7 +6,7 @@ import tracemalloc
 from decimal import Decimal
 
 from perf_aggregator.ledger.store import SymbolTrades, gallop, numeric_id
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import Trade, columns_of
 
 from .factory import MINUTE, at, make_trade
 
@@ -166,12 +166,12 @@ def test_a_run_in_order_is_stored_at_once_as_appending_one_at_a_time_would() -> 
     for trade, rate in zip(run, rates, strict=True):
         assert one_by_one.append(trade, rate, rate)
     at_once = store_for(run[0])
-    assert at_once.extend(run[:2], rates[:2], rates[:2]) == 0
+    assert at_once.extend(columns_of(run[:2]), rates[:2], rates[:2]) == 0
     # The next page starts with the last trades stored (polled from the last id seen).
-    assert at_once.extend(run[:2] + run[2:], rates, rates) == 2
+    assert at_once.extend(columns_of(run[:2] + run[2:]), rates, rates) == 2
     assert _contents(at_once) == _contents(one_by_one)
     assert at_once.contains("100", "sell") and not at_once.contains("101", "buy")
-    assert at_once.extend(run[3:], rates[3:], rates[3:]) == 1  # all repeats: nothing new
+    assert at_once.extend(columns_of(run[3:]), rates[3:], rates[3:]) == 1  # all repeats: nothing new
     assert len(at_once) == 4
     assert at_once.append(make_trade("106", "buy", "1", "9", T10 + MINUTE), ONE, ONE)
 
@@ -179,7 +179,7 @@ def test_a_run_in_order_is_stored_at_once_as_appending_one_at_a_time_would() -> 
 def test_a_run_that_does_not_fit_is_not_stored() -> None:
     first = make_trade("100", "buy", "1", "10", T10)
     stored = store_for(first)
-    assert stored.extend([first], [ONE], [ONE]) == 0
+    assert stored.extend(columns_of([first]), [ONE], [ONE]) == 0
     later = T10 + MINUTE
     runs = {
         "id not canonical": [make_trade("0101", "buy", "1", "10", later)],
@@ -207,16 +207,16 @@ def test_a_run_that_does_not_fit_is_not_stored() -> None:
         "an older id, not stored": [make_trade("99", "buy", "1", "10", later)],
     }
     for reason, run in runs.items():
-        assert stored.extend(run, [ONE] * len(run), [ONE] * len(run)) is None, reason
+        assert stored.extend(columns_of(run), [ONE] * len(run), [ONE] * len(run)) is None, reason
         assert len(stored) == 1, reason
-    assert stored.extend([], [], []) is None
+    assert stored.extend(columns_of([]), [], []) is None
     assert (
-        stored.extend([make_trade("100", "sell", "1", "10", T10)], [ONE], [ONE]) == 0
+        stored.extend(columns_of([make_trade("100", "sell", "1", "10", T10)]), [ONE], [ONE]) == 0
     )  # a self-trade's other side
     assert len(stored) == 2
     # A store in arrival order takes a run after its last trade at once too, or else nothing.
     unordered = SymbolTrades("BTC/USDT", "BTC", "USDT", "spot", ordered=False)
-    assert unordered.extend([first], [None], [None]) == 0
-    assert unordered.extend([make_trade("99", "buy", "1", "10", T10)], [None], [None]) is None
+    assert unordered.extend(columns_of([first]), [None], [None]) == 0
+    assert unordered.extend(columns_of([make_trade("99", "buy", "1", "10", T10)]), [None], [None]) is None
     assert unordered.append(make_trade("99", "buy", "1", "10", T10), None, None)  # older: arrival order
     assert len(unordered) == 2

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from perf_aggregator.ledger.trades import Trade, order_key
+from perf_aggregator.ledger.trades import Trade, TradeColumns, columns_of, order_key
 
 AMOUNT, PRICE, COST, FEE = (
     Decimal("12.00000000"),
@@ -102,3 +102,15 @@ def test_key_and_processing_order() -> None:
     assert trade.order == (1499865549590, (0, 28457), 0)
     assert order_key(5, "TX-1", "sell") == (5, (1, "TX-1"), 1)
     assert order_key(5, "9", "sell") < order_key(5, "10", "buy") < order_key(5, "A", "buy")
+
+
+def test_columns_hold_each_field_of_a_run_in_order() -> None:
+    first, second = by_keyword(), by_keyword()._replace(id="28458", side="sell", amount=Decimal("0.5"))
+    columns = columns_of([first, second])
+    assert columns._fields == Trade._fields
+    assert columns.id == ("28457", "28458")
+    assert columns.side == ("buy", "sell")
+    assert columns.amount == (first.amount, Decimal("0.5"))
+    assert all(getattr(columns, name) == (first[k], second[k]) for k, name in enumerate(Trade._fields))
+    assert columns.tail(1) == columns_of([second])
+    assert columns.tail(2) == columns_of([]) == TradeColumns(*[()] * len(Trade._fields))

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import chain, groupby, islice
+from operator import attrgetter
 
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import (
@@ -19,7 +20,7 @@ from perf_aggregator.ledger.prices import (
     valuation_needs,
 )
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
-from perf_aggregator.ledger.trades import OrderKey, Trade, fields_of
+from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, columns_of
 from perf_aggregator.metrics import documents
 from perf_aggregator.metrics.daily import DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
@@ -124,8 +125,9 @@ class Ledger:
         """Value, store and record ``run`` (trades of ``state``'s symbol, which is not stale), up to
         the first one older than the stored ones, skipping repeats. Returns how many were new and
         the position of that older one (-1 when none was)."""
-        quote_rates, fee_rates = self._valued(run, state.trades.quote)
-        return self._store_and_record(state, run, quote_rates, fee_rates)
+        columns = columns_of(run)
+        quote_rates, fee_rates = self._valued(columns, state.trades.quote)
+        return self._store_and_record(state, run, columns, quote_rates, fee_rates)
 
     def _set_aside(self, state: _Symbol, run: list[Trade]) -> tuple[int, int]:
         """For a stale symbol: set ``run`` (trades of its symbol) aside for the replay in one go
@@ -135,12 +137,12 @@ class Ledger:
         stored = state.trades
         if not stored or rank_of(run[-1]) < stored.rank(0):  # none can be a processed one
             unvalued: list[Decimal | None] = [None] * len(run)
-            skipped = _late_of(state).extend(run, unvalued, unvalued)
+            skipped = _late_of(state).extend(columns_of(run), unvalued, unvalued)
             if skipped is not None:
                 return len(run) - skipped, -1
         return 0, 0
 
-    def _valued(self, run: list[Trade], quote: str) -> tuple[list[Decimal | None], list[Decimal | None]]:
+    def _valued(self, run: TradeColumns, quote: str) -> tuple[list[Decimal | None], list[Decimal | None]]:
         """USD per quote unit and per fee currency unit of each trade of ``run`` (of one symbol,
         quoted in ``quote``) at its time: both ``None`` when either is missing (unpriced), and a zero
         fee's rate :data:`ZERO_FEE_RATE`. As :meth:`_rates`, for a page: the candle containing a
@@ -152,15 +154,13 @@ class Ledger:
         fee_closes: dict[str, Mapping[int, Decimal]] = {}
         quote_rates: list[Decimal | None] = []
         fee_rates: list[Decimal | None] = []
-        for trade in run:
-            timestamp = trade.timestamp
+        for fee_cost, currency, timestamp in zip(run.fee_cost, run.fee_currency, run.timestamp, strict=True):
             minute = timestamp - timestamp % MINUTE_MS
             if stable_quote:
                 quote_rate: Decimal | None = ONE
             elif (quote_rate := quote_closes.get(minute)) is None:
                 quote_rate = rate(quote, timestamp)
-            currency = trade.fee_currency
-            if not trade.fee_cost:
+            if not fee_cost:
                 fee_rate: Decimal | None = ZERO_FEE_RATE
             elif currency == quote:
                 fee_rate = quote_rate  # the fee currency's rate is the quote's
@@ -182,19 +182,20 @@ class Ledger:
         self,
         state: _Symbol,
         run: list[Trade],
+        columns: TradeColumns,
         quote_rates: list[Decimal | None],
         fee_rates: list[Decimal | None],
         records: list[str] | None = None,
     ) -> tuple[int, int]:
-        """Store, in order, the trades of ``run`` (one symbol's, valued at the given rates, ``None``
-        for unpriced; ``records`` their stored text when replayed) that are new, up to the first one
-        older than the stored ones, then record them in the figures and the FIFO book in one
-        :meth:`FifoBook.record`. Returns how many were new and the position of that older one (-1
-        when none was). Runs in the ledger's decimal context.
+        """Store, in order, the trades of ``run`` (one symbol's, also as ``columns``, valued at the
+        given rates, ``None`` for unpriced; ``records`` their stored text when replayed) that are
+        new, up to the first one older than the stored ones, then record them in the figures and
+        the FIFO book in one :meth:`FifoBook.record`. Returns how many were new and the position
+        of that older one (-1 when none was). Runs in the ledger's decimal context.
         """
         stored = state.trades
         older = -1
-        skipped = stored.extend(run, quote_rates, fee_rates, records)
+        skipped = stored.extend(columns, quote_rates, fee_rates, records)
         if skipped is None:  # one at a time
             new: list[Trade] = []
             new_quote_rates: list[Decimal | None] = []
@@ -211,23 +212,27 @@ class Ledger:
                         break
                     # else a repeat (pages overlap by a trade)
             finally:  # the stored trades are recorded, also when a later one raised
-                self._record(state, new, new_quote_rates, new_fee_rates)
+                self._record(state, columns_of(new), new_quote_rates, new_fee_rates)
             return len(new), older
         if skipped:
-            run, quote_rates, fee_rates = run[skipped:], quote_rates[skipped:], fee_rates[skipped:]
-        self._record(state, run, quote_rates, fee_rates)
-        return len(run), older
+            columns, quote_rates, fee_rates = (
+                columns.tail(skipped),
+                quote_rates[skipped:],
+                fee_rates[skipped:],
+            )
+        self._record(state, columns, quote_rates, fee_rates)
+        return len(columns.id), older
 
     def _record(
         self,
         state: _Symbol,
-        run: list[Trade],
+        run: TradeColumns,
         quote_rates: list[Decimal | None],
         fee_rates: list[Decimal | None],
     ) -> None:
-        """Record ``run``, the trades just stored last for ``state``'s symbol, in its figures, FIFO
-        book and unpriced list, and their pnl in the session's days."""
-        if not run:
+        """Record ``run`` (as columns), the trades just stored last for ``state``'s symbol, in its
+        figures, FIFO book and unpriced list, and their pnl in the session's days."""
+        if not run.id:
             return
         figures, book = state.figures, state.book
         unpriced = figures.unpriced_trades
@@ -239,7 +244,7 @@ class Ledger:
             figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
             state.document = None
         if figures.unpriced_trades != unpriced:
-            first = len(state.trades) - len(run)
+            first = len(state.trades) - len(run.id)
             state.unpriced.extend(first + i for i, r in enumerate(quote_rates) if r is None)
 
     def revalue(self) -> bool:
@@ -347,10 +352,7 @@ class Ledger:
         fresh.sort(key=_first)
         for _, trade in fresh:
             state = symbols.get(trade.symbol) or self._new_symbol(trade)
-            if (
-                state.stale
-                or not self._store_and_record(state, [trade], *self._valued([trade], trade.quote))[0]
-            ):
+            if state.stale or not self._run(state, [trade])[0]:
                 _late_of(state).append(trade, None, None)
                 self._mark_stale(state)  # replayed in order before the next read
         return len(fresh)
@@ -410,7 +412,9 @@ class Ledger:
                 if quote_rates[n] is None or fee_rates[n] is None:
                     quote_rates[n], fee_rates[n] = rates(trade) or (None, None)
             records = [source.record(j) for j in chunk]
-            count, older = self._store_and_record(state, run, quote_rates, fee_rates, records)
+            count, older = self._store_and_record(
+                state, run, columns_of(run), quote_rates, fee_rates, records
+            )
             if older >= 0 or count != len(run):
                 raise AssertionError("a replayed trade is out of order")
 
@@ -443,7 +447,7 @@ def _late_of(state: _Symbol) -> SymbolTrades:
     return state.late
 
 
-_symbol_of = fields_of("symbol")
+_symbol_of = attrgetter("symbol")
 
 
 def _first(item: tuple[Rank, Trade]) -> Rank:

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
-from perf_aggregator.ledger.trades import MarketType, Trade, fields_of
+from perf_aggregator.ledger.trades import MarketType, TradeColumns
 from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
 
 _ZERO = Decimal(0)
 _exact_add = EXACT.add
-_FIELDS = fields_of("side", "amount", "price", "cost", "fee_cost", "timestamp")
 
 
 @dataclass(slots=True)
@@ -63,14 +62,14 @@ class FifoBook:
 
     def record(
         self,
-        run: Sequence[Trade],
+        run: TradeColumns,
         quote_rates: Sequence[Decimal | None],
         fee_rates: Sequence[Decimal | None],
         figures: Figures,
     ) -> dict[int, Decimal]:
-        """Record a run of this symbol's new trades, in processing order, in ``figures``: each is
-        counted, and each priced one adds its volume and fee and is paired, each closed trade
-        recorded.
+        """Record a run of this symbol's new trades (as columns), in processing order, in
+        ``figures``: each is counted, and each priced one adds its volume and fee and is paired,
+        each closed trade recorded.
 
         ``quote_rates[i]`` and ``fee_rates[i]`` are USD per quote unit and per fee currency unit
         at the trade's time (``None``: unpriced; :data:`ONE` and a zero fee's rate 0, as the ledger
@@ -79,10 +78,11 @@ class FifoBook:
 
         One loop with every running sum in locals, written back once: it runs for every trade.
         """
-        if not run:
+        times = run.timestamp
+        if not times:
             return {}
-        figures.trades += len(run)
-        first_time, last_time = run[0].timestamp, run[-1].timestamp  # in processing order
+        figures.trades += len(times)
+        first_time, last_time = times[0], times[-1]  # in processing order
         if figures.period_start_ms is None or first_time < figures.period_start_ms:
             figures.period_start_ms = first_time
         if figures.period_end_ms is None or last_time > figures.period_end_ms:
@@ -100,8 +100,16 @@ class FifoBook:
         # Closes come in time order: the current day's sum stays in locals until the day changes.
         day, day_pnl = -1, _ZERO
         try:
-            for (side, amount, price, cost, fee_usd, timestamp), quote_rate, fee_rate in zip(
-                map(_FIELDS, run), quote_rates, fee_rates, strict=True
+            for side, amount, price, cost, fee_usd, timestamp, quote_rate, fee_rate in zip(
+                run.side,
+                run.amount,
+                run.price,
+                run.cost,
+                run.fee_cost,
+                times,
+                quote_rates,
+                fee_rates,
+                strict=True,
             ):
                 if quote_rate is None or fee_rate is None:
                     unpriced += 1  # counted, nothing else

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import islice
 from operator import add, lt
 
-from perf_aggregator.ledger.trades import MarketType, OrderKey, Side, Trade, fields_of, order_key
+from perf_aggregator.ledger.trades import (
+    MarketType,
+    OrderKey,
+    Side,
+    Trade,
+    TradeColumns,
+    columns_of,
+    order_key,
+)
 
 Rank = tuple[OrderKey, str]
 """Processing order within a symbol: the order key, then the raw id, so that ids equal as
@@ -28,7 +36,6 @@ _MAX_DIGITS = 18
 """Ids of at most 18 digits fit the signed 64-bit id column."""
 _ID_LIMIT = 10**_MAX_DIGITS
 _SIDE_CODES = {"buy": 0, "sell": 1}
-_ID, _SIDE, _TIMESTAMP = fields_of("id"), fields_of("side"), fields_of("timestamp")
 
 
 def numeric_id(trade_id: str) -> int | None:
@@ -142,39 +149,35 @@ class SymbolTrades:
 
     def extend(
         self,
-        trades: Sequence[Trade],
+        run: TradeColumns,
         quote_rates: Sequence[Decimal | None],
         fee_rates: Sequence[Decimal | None],
         records: Sequence[str] | None = None,
     ) -> int | None:
-        """Store a run of trades in one go (rates as for :meth:`append`), when the ids are canonical
-        numbers, each ``(id, side)`` is above the one before and no time goes back (pages read
-        forward on Binance), skipping leading repeats (a page polled from the last id seen).
-        Returns how many leading repeats were skipped, or ``None`` (nothing stored) when the run
-        does not fit: the caller then appends one at a time. ``records``: the trades' :meth:`record`
-        from another store, when they have one.
+        """Store a run of trades (as columns) in one go (rates as for :meth:`append`), when the ids
+        are canonical numbers, each ``(id, side)`` is above the one before and no time goes back
+        (pages read forward on Binance), skipping leading repeats (a page polled from the last id
+        seen). Returns how many leading repeats were skipped, or ``None`` (nothing stored) when the
+        run does not fit: the caller then appends one at a time. ``records``: the trades'
+        :meth:`record` from another store, when they have one.
         """
-        ids = self.ids
-        if self._keys is not None or not isinstance(ids, array) or not trades:
+        ids, tids = self.ids, run.id
+        if self._keys is not None or not isinstance(ids, array) or not tids:
             return None
         # Column passes at C speed: this runs for every page fetched.
-        tids = list(map(_ID, trades))
         try:
             values = list(map(int, tids))
-            sides = list(map(_SIDE_CODES.__getitem__, map(_SIDE, trades)))
-        except (ValueError, KeyError):
-            return None
-        # Canonical spellings only: ASCII digits without a leading zero (int() also reads signs,
-        # spaces, "_", leading zeros and non-ASCII digits; "0" itself goes one at a time).
-        try:
+            sides = list(map(_SIDE_CODES.__getitem__, run.side))
+            # Canonical spellings only: ASCII digits without a leading zero (int() also reads signs,
+            # spaces, "_", leading zeros and non-ASCII digits; "0" itself goes one at a time).
             spaced = (" " + " ".join(tids)).encode("ascii")
-        except UnicodeEncodeError:
+        except (ValueError, KeyError, UnicodeEncodeError):
             return None
         digits = spaced.replace(b" ", b"")  # no more spaces than those put in
         if b" 0" in spaced or len(digits) + len(tids) != len(spaced) or not digits.isdigit():
             return None
         codes = list(map(add, map(add, values, values), sides))  # 2 * id + side
-        times = list(map(_TIMESTAMP, trades))
+        times = list(run.timestamp)
         if not (all(map(lt, codes, islice(codes, 1, None))) and sorted(times) == times):
             return None
         if values[-1] >= _ID_LIMIT:
@@ -182,20 +185,20 @@ class SymbolTrades:
         skip = 0
         if self.times:
             last_code, last_time = 2 * ids[-1] + self.sides[-1], self.times[-1]
-            while skip < len(trades) and codes[skip] <= last_code:
-                if not self.contains(tids[skip], trades[skip].side):
+            while skip < len(tids) and codes[skip] <= last_code:
+                if not self.contains(tids[skip], run.side[skip]):
                     return None  # older than the last stored trade
                 skip += 1
-            if skip < len(trades) and times[skip] < last_time:
+            if skip < len(tids) and times[skip] < last_time:
                 return None
             if skip:
                 del values[:skip], sides[:skip], times[:skip]
-                trades, quote_rates, fee_rates = trades[skip:], quote_rates[skip:], fee_rates[skip:]
+                run, quote_rates, fee_rates = run.tail(skip), quote_rates[skip:], fee_rates[skip:]
                 records = None if records is None else records[skip:]
         self.times.fromlist(times)
         ids.fromlist(values)
         self.sides.extend(sides)
-        self._records.extend(_records(trades) if records is None else records)
+        self._records.extend(_records(run) if records is None else records)
         self.quote_rates.extend(quote_rates)
         self.fee_rates.extend(fee_rates)
         return skip
@@ -298,14 +301,23 @@ class SymbolTrades:
 def _record(trade: Trade) -> str:
     """The fields of ``trade`` without a column, as text: the decimals, then the fee currency's
     length, the fee currency and the order id (which may hold any character)."""
-    (record,) = _records((trade,))
+    (record,) = _records(columns_of([trade]))
     return record
 
 
-def _records(trades: Iterable[Trade]) -> list[str]:
-    """:func:`_record` of each trade (one loop, no call per trade: this runs for every page)."""
+def _records(run: TradeColumns) -> list[str]:
+    """:func:`_record` of each trade of ``run`` (one loop, no call per trade)."""
     return [
         f"{amount!s} {price!s} {cost!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
         f"{len(currency)} {currency}{order_id}"
-        for _, order_id, _, _, _, _, _, amount, price, cost, fee_cost, currency, _, pnl in trades
+        for amount, price, cost, fee_cost, pnl, currency, order_id in zip(
+            run.amount,
+            run.price,
+            run.cost,
+            run.fee_cost,
+            run.exchange_realized_pnl,
+            run.fee_currency,
+            run.order_id,
+            strict=True,
+        )
     ]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from decimal import Decimal
-from operator import itemgetter
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
@@ -64,10 +63,36 @@ def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:
     return (timestamp, id_key, 0 if side == "buy" else 1)
 
 
-def fields_of(*names: str) -> Callable[[Trade], Any]:
-    """A getter of the named fields of a trade, as a tuple (one name: the field alone).
+class TradeColumns(NamedTuple):
+    """A run of trades field by field: ``columns.amount[i]`` is ``run[i].amount``.
 
-    It reads them by position (a trade is a tuple) in one C call: for the loops that run for every
-    trade, where reading the attributes one by one costs several times more.
+    The loops that run for every trade read these: a trade's fields come out of a column tuple
+    several times faster than its attributes do.
     """
-    return itemgetter(*(Trade._fields.index(name) for name in names))
+
+    id: tuple[str, ...]
+    order_id: tuple[str, ...]
+    symbol: tuple[str, ...]
+    base: tuple[str, ...]
+    quote: tuple[str, ...]
+    market_type: tuple[MarketType, ...]
+    side: tuple[Side, ...]
+    amount: tuple[Decimal, ...]
+    price: tuple[Decimal, ...]
+    cost: tuple[Decimal, ...]
+    fee_cost: tuple[Decimal, ...]
+    fee_currency: tuple[str, ...]
+    timestamp: tuple[int, ...]
+    exchange_realized_pnl: tuple[Decimal | None, ...]
+
+    def tail(self, start: int) -> TradeColumns:
+        """The run's trades from position ``start`` on."""
+        return TradeColumns._make(column[start:] for column in self)
+
+
+_NO_COLUMNS = TradeColumns._make(() for _ in Trade._fields)
+
+
+def columns_of(run: Sequence[Trade]) -> TradeColumns:
+    """The fields of ``run`` as columns (one transposition in C)."""
+    return TradeColumns._make(zip(*run, strict=True)) if run else _NO_COLUMNS
