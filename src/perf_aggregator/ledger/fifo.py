@@ -161,12 +161,12 @@ class FifoBook:
                     realized += pnl
                     closed_quantity += matched
                     closes += 1
-                    if pnl > 0:
+                    if pnl > _ZERO:  # (a decimal: comparing with the int 0 converts it each time)
                         wins += 1
                         winning += pnl
                         if largest_win is None or pnl > largest_win:
                             largest_win = pnl
-                    elif pnl < 0:
+                    elif pnl < _ZERO:
                         losses += 1
                         losing += pnl
                         if largest_loss is None or pnl < largest_loss:
