@@ -1,7 +1,6 @@
-"""``FifoBook.record``: a run recorded in one call gives exactly the values of the book and figures of
-the same trades recorded one at a time with each trade and closed trade added by the tests' own
-``record_fill`` and ``record_close`` (the sums may be taken in another order, so a zero or a trailing
-zero may carry another exponent: documents round at the edge)."""
+"""``FifoBook.record``: a run recorded in one call gives, digit for digit, the book and figures of the
+same trades recorded one at a time with each trade and closed trade added by the tests' own
+``record_fill`` and ``record_close``."""
 
 from __future__ import annotations
 
@@ -49,9 +48,9 @@ def fills(draw: st.DrawFn) -> tuple[MarketType, list[Fill]]:
     return market_type, run
 
 
-def exact(book: FifoBook, figures: Figures) -> tuple[object, ...]:
-    """Everything the book and the figures hold (decimals compare by value)."""
-    return (book.position, book.unmatched, book.lots, figures)
+def exact(book: FifoBook, figures: Figures) -> str:
+    """Everything the book and the figures hold, with each decimal's digits and exponent."""
+    return repr((book.position, book.unmatched, book.lots, figures))
 
 
 @PROPERTY
