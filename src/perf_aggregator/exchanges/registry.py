@@ -30,6 +30,7 @@ MARKET_DATA: dict[str, str] = {
 }
 """Exchange id → dedicated connector class used without credentials for markets and candles (pricing)."""
 
+_CCXT_GENERIC = "perf_aggregator.exchanges.ccxt_generic:CcxtGeneric"
 DEDICATED_EXCHANGES = frozenset(exchange for exchange, _ in ACCOUNT_CONNECTORS)
 GENERIC_ACCOUNT_TYPE = "spot"
 
@@ -60,11 +61,18 @@ def _load(path: str) -> type:
     return cast(type, getattr(importlib.import_module(module), name))
 
 
+def load_connectors() -> None:
+    """Import every connector (and ccxt) now rather than at first use: for a service about to
+    keep its startup objects out of the garbage collector's passes."""
+    for path in sorted({*ACCOUNT_CONNECTORS.values(), *MARKET_DATA.values(), _CCXT_GENERIC}):
+        _load(path)
+
+
 def account_connector(credentials: ExchangeCredentials, origin_override: str | None) -> ExchangeConnector:
     """A connector reading the account behind ``credentials`` (which :func:`supports`)."""
     path = ACCOUNT_CONNECTORS.get((credentials.exchange, credentials.account_type))
     if path is None:
-        generic = _load("perf_aggregator.exchanges.ccxt_generic:CcxtGeneric")
+        generic = _load(_CCXT_GENERIC)
         return cast(ExchangeConnector, generic(credentials.exchange, credentials, origin_override))
     return cast(ExchangeConnector, _load(path)(credentials, origin_override))
 
@@ -73,6 +81,6 @@ def market_data_connector(exchange_id: str, origin_override: str | None) -> Exch
     """A connector without credentials, for public market data (candles, markets)."""
     path = MARKET_DATA.get(exchange_id)
     if path is None:
-        generic = _load("perf_aggregator.exchanges.ccxt_generic:CcxtGeneric")
+        generic = _load(_CCXT_GENERIC)
         return cast(ExchangeConnector, generic(exchange_id, None, origin_override))
     return cast(ExchangeConnector, _load(path)(None, origin_override))
