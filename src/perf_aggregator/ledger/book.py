@@ -149,33 +149,43 @@ class Ledger:
         trade is looked up by minute first, and the price book asked only when it is not there."""
         prices = self._prices
         rate, closes_of = prices.rate, prices.minute_closes
-        stable_quote = quote in STABLECOINS
-        quote_closes = closes_of(quote)
+        times = run.timestamp
+        quote_rates: list[Decimal | None]
+        missing = False  # whether a rate is missing (some trade unpriced)
+        if quote in STABLECOINS:
+            quote_rates = [ONE] * len(times)
+        else:
+            quote_closes = closes_of(quote)
+            quote_rates = [quote_closes.get(t - t % MINUTE_MS) for t in times]
+            for i, quote_rate in enumerate(quote_rates):
+                if quote_rate is None:
+                    quote_rates[i] = quote_rate = rate(quote, times[i])
+                    missing = missing or quote_rate is None
         fee_closes: dict[str, Mapping[int, Decimal]] = {}
-        quote_rates: list[Decimal | None] = []
         fee_rates: list[Decimal | None] = []
-        for fee_cost, currency, timestamp in zip(run.fee_cost, run.fee_currency, run.timestamp, strict=True):
-            minute = timestamp - timestamp % MINUTE_MS
-            if stable_quote:
-                quote_rate: Decimal | None = ONE
-            elif (quote_rate := quote_closes.get(minute)) is None:
-                quote_rate = rate(quote, timestamp)
+        append = fee_rates.append
+        for fee_cost, currency, timestamp, quote_rate in zip(
+            run.fee_cost, run.fee_currency, times, quote_rates, strict=True
+        ):
             if not fee_cost:
-                fee_rate: Decimal | None = ZERO_FEE_RATE
+                append(ZERO_FEE_RATE)
             elif currency == quote:
-                fee_rate = quote_rate  # the fee currency's rate is the quote's
+                append(quote_rate)  # the fee currency's rate is the quote's
             elif currency in STABLECOINS:
-                fee_rate = ONE
+                append(ONE)
             else:
                 closes = fee_closes.get(currency)
                 if closes is None:
                     closes = fee_closes[currency] = closes_of(currency)
-                if (fee_rate := closes.get(minute)) is None:
+                fee_rate = closes.get(timestamp - timestamp % MINUTE_MS)
+                if fee_rate is None:
                     fee_rate = rate(currency, timestamp)
-            if quote_rate is None or fee_rate is None:
-                quote_rate = fee_rate = None
-            quote_rates.append(quote_rate)
-            fee_rates.append(fee_rate)
+                    missing = missing or fee_rate is None
+                append(fee_rate)
+        if missing:  # unpriced: both None
+            for i, (quote_rate, fee_rate) in enumerate(zip(quote_rates, fee_rates, strict=True)):
+                if quote_rate is None or fee_rate is None:
+                    quote_rates[i] = fee_rates[i] = None
         return quote_rates, fee_rates
 
     def _store_and_record(
