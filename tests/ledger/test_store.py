@@ -59,6 +59,29 @@ def test_trades_come_back_equal_with_every_field_and_decimal_spelling() -> None:
     assert [stored.order(i) for i in range(2)] == [odd.order, later.order]
 
 
+def test_a_run_stored_at_once_keeps_every_field_and_spelling_as_appending_does() -> None:
+    first = Trade(
+        "100", "order with spaces 3 x", "BTC/USDT:USDT", "BTC", "USDT", "swap", "sell",
+        Decimal("1E+3"), Decimal("0.00001000"), Decimal("0.0100000000"), Decimal("0E-8"), "US DT 4",
+        T10, Decimal("-12.50"),
+    )  # fmt: skip
+    run = [
+        first,
+        first._replace(id="101", side="buy", exchange_realized_pnl=None, cost=Decimal(7), fee_currency=""),
+        first._replace(id="102", order_id="", fee_cost=Decimal("-0.1"), fee_currency="BNB"),
+    ]
+    at_once, one_by_one = store_for(first), store_for(first)
+    assert at_once.extend(columns_of(run), [ONE] * 3, [ONE] * 3) == 0
+    for trade in run:
+        assert one_by_one.append(trade, ONE, ONE)
+    decimals = ("amount", "price", "cost", "fee_cost", "exchange_realized_pnl")
+    for i, trade in enumerate(run):
+        back = at_once.trade(i)
+        assert back == trade == one_by_one.trade(i)
+        assert [str(getattr(back, f)) for f in decimals] == [str(getattr(trade, f)) for f in decimals]
+        assert at_once.record(i) == one_by_one.record(i)
+
+
 def test_only_a_trade_after_the_last_one_is_appended() -> None:
     first = make_trade("100", "buy", "1", "10", T10)
     stored = store_for(first)
