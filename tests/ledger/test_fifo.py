@@ -1,6 +1,8 @@
 from decimal import Decimal, localcontext
 
 from perf_aggregator.ledger.fifo import FifoBook
+from perf_aggregator.ledger.trades import columns_of
+from perf_aggregator.metrics.figures import Figures
 from perf_aggregator.metrics.precision import CONTEXT
 
 from .factory import HOUR, ClosedTrade, apply_one, at, make_trade
@@ -74,3 +76,17 @@ def test_pnl_of_a_non_usd_quote_uses_the_closing_rate_and_basis_the_opening_rate
     # 2 * (0.06 - 0.05) BTC * 50000 - 4 - 6 = 990; basis 2 * 0.05 BTC * 40000 = 4000
     assert closed is not None
     assert (closed.pnl_usd, closed.cost_basis_usd) == (Decimal(990), Decimal(4000))
+
+
+def test_closes_before_1970_keep_their_days_pnl() -> None:
+    book, figures = FifoBook("spot"), Figures()
+    start = at("1969-12-30T10:00:00")  # a negative timestamp, day -2
+    run = [
+        make_trade("1", "buy", "2", "100", start),
+        make_trade("2", "sell", "1", "110", start + HOUR),  # +10 on day -2
+        make_trade("3", "sell", "1", "90", start + 30 * HOUR),  # -10 on day -1
+    ]
+    with localcontext(CONTEXT):
+        days = book.record(columns_of(run), [ONE] * 3, [ONE] * 3, figures)
+    assert days == {-2: Decimal(10), -1: Decimal(-10)}
+    assert figures.realized_pnl_usd == 0

@@ -3,9 +3,16 @@ whatever the page order, overlap or mix of symbols."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
 from perf_aggregator.ledger.book import Ledger
+from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import PriceBook
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import Trade, TradeColumns
+from perf_aggregator.metrics.figures import Figures
 
 from .factory import HOUR, MINUTE, add_flat_candles, at, make_trade
 
@@ -100,4 +107,47 @@ def test_a_batch_mixing_symbols_with_a_stale_one_equals_one_trade_at_a_time() ->
     led = ledger()
     assert led.add(btc[30:] + eth[:20]) == 40
     assert led.add(btc[:30] + eth[20:] + bnb[10:] + bnb[:10]) == 90
+    assert documents(led) == expected
+
+
+def record_half_then_fail(
+    book: FifoBook, run: TradeColumns, quote_rates: Any, fee_rates: Any, figures: Figures
+) -> dict[int, Decimal]:
+    """``FifoBook.record`` that records the first half of the run, then raises."""
+    half = len(run.id) // 2
+    first = TradeColumns._make(column[:half] for column in run)
+    ORIGINAL_RECORD(book, first, quote_rates[:half], fee_rates[:half], figures)
+    raise RuntimeError("planted")
+
+
+ORIGINAL_RECORD = FifoBook.record
+
+
+def test_a_run_that_raises_midway_is_rebuilt_from_the_stored_trades_before_the_next_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    btc = history("BTC/USDT", 40)
+    expected = documents(one_at_a_time(btc))
+    led = ledger()
+    assert led.add(btc[:10]) == 10
+    monkeypatch.setattr(FifoBook, "record", record_half_then_fail)
+    with pytest.raises(RuntimeError, match="planted"):
+        led.add(btc[10:])
+    monkeypatch.undo()
+    # The whole run was stored; its half-recorded figures and days are not what a read sees.
+    assert documents(led) == expected
+
+
+def test_a_replay_that_raises_leaves_the_symbol_to_be_replayed_by_the_next_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    btc, eth = history("BTC/USDT", 40), history("ETH/USDT", 20, offset=5)
+    expected = documents(one_at_a_time(btc + eth))
+    led = ledger()
+    assert led.add(btc[20:] + eth) == 40
+    assert led.add(btc[:20]) == 20  # late: replayed before the next read
+    monkeypatch.setattr(FifoBook, "record", record_half_then_fail)
+    with pytest.raises(RuntimeError, match="planted"):
+        led.symbol_documents()
+    monkeypatch.undo()
     assert documents(led) == expected

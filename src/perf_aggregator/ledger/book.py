@@ -22,7 +22,7 @@ from perf_aggregator.ledger.prices import (
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
 from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, columns_of
 from perf_aggregator.metrics import documents
-from perf_aggregator.metrics.daily import DailyPnl
+from perf_aggregator.metrics.daily import EXACT, DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
 from perf_aggregator.metrics.precision import CONTEXT
 
@@ -79,7 +79,7 @@ class Ledger:
     come from the running sums of :class:`~perf_aggregator.metrics.daily.DailyPnl`.
     """
 
-    __slots__ = ("_count", "_daily", "_prices", "_stale", "_symbols", "_totals")
+    __slots__ = ("_daily", "_prices", "_stale", "_symbols", "_totals")
 
     def __init__(self, prices: PriceBook) -> None:
         self._prices = prices
@@ -87,13 +87,12 @@ class Ledger:
         self._stale: set[str] = set()
         self._daily = DailyPnl()
         """The session's pnl by day: the sum of every symbol's ``daily_pnl_usd``."""
-        self._count = 0
         self._totals: Totals | None = None
         """Cached sum of the symbols' figures; ``None`` after any change."""
 
     def __len__(self) -> int:
-        """Distinct trades stored."""
-        return self._count
+        """Distinct trades stored (processed or waiting for the replay)."""
+        return sum(len(s.trades) + (0 if s.late is None else len(s.late)) for s in self._symbols.values())
 
     def add(self, trades: Iterable[Trade]) -> int:
         """Store and process the trades not seen yet (by ``trade.key``); returns how many were new.
@@ -105,19 +104,22 @@ class Ledger:
         """
         added = 0
         symbols = self._symbols
-        with localcontext(CONTEXT):
-            runs = groupby(trades, _symbol_of)
-            for symbol, group in runs:
-                run = list(group)
-                state = symbols.get(symbol) or self._new_symbol(run[0])
-                count, older = (self._set_aside if state.stale else self._run)(state, run)
-                added += count
-                if older >= 0:
-                    rest = chain(run[older:], chain.from_iterable(group for _, group in runs))
-                    added += self._add_unordered(rest)
-                    break
+        try:
+            with localcontext(CONTEXT):
+                runs = groupby(trades, _symbol_of)
+                for symbol, group in runs:
+                    run = list(group)
+                    state = symbols.get(symbol) or self._new_symbol(run[0])
+                    count, older = (self._set_aside if state.stale else self._run)(state, run)
+                    added += count
+                    if older >= 0:
+                        rest = chain(run[older:], chain.from_iterable(group for _, group in runs))
+                        added += self._add_unordered(rest)
+                        break
+        except BaseException:
+            self._totals = None  # what was stored before the failure is in the figures, or stale
+            raise
         if added:
-            self._count += added
             self._totals = None
         return added
 
@@ -241,18 +243,25 @@ class Ledger:
         fee_rates: list[Decimal | None],
     ) -> None:
         """Record ``run`` (as columns), the trades just stored last for ``state``'s symbol, in its
-        figures, FIFO book and unpriced list, and their pnl in the session's days."""
+        figures, FIFO book and unpriced list, and their pnl in the session's days. If recording
+        raises, the symbol is marked stale: its state is rebuilt from the stored trades before the
+        next read."""
         if not run.id:
             return
         figures, book = state.figures, state.book
         unpriced = figures.unpriced_trades
-        add_day = self._daily.add
         try:
-            for day, pnl in book.record(run, quote_rates, fee_rates, figures).items():
-                add_day(day, pnl)
+            days = book.record(run, quote_rates, fee_rates, figures)
+        except BaseException:
+            self._mark_stale(state)
+            raise
         finally:
             figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
             state.document = None
+        own, add_day = figures.daily_pnl_usd, self._daily.add
+        for day, pnl in days.items():
+            own[day] = EXACT.add(own.get(day, _ZERO), pnl)
+            add_day(day, pnl)
         if figures.unpriced_trades != unpriced:
             first = len(state.trades) - len(run.id)
             state.unpriced.extend(first + i for i, r in enumerate(quote_rates) if r is None)
@@ -384,12 +393,23 @@ class Ledger:
     def _replay(self, state: _Symbol) -> None:
         """Rebuild ``state`` from its stored trades and its late ones, merged in order a run at a
         time (runs found by galloping: ranks are costly to rebuild for every trade)."""
-        old = state.trades
+        old, daily = state.trades, self._daily
         for day, pnl in state.figures.daily_pnl_usd.items():
-            self._daily.subtract(day, pnl)
+            daily.subtract(day, pnl)
         fresh = self._new_symbol(old)
+        try:
+            self._replay_into(fresh, old, state.late)
+        except BaseException:  # the old state stays, stale: the next read replays it again
+            for day, pnl in fresh.figures.daily_pnl_usd.items():
+                daily.subtract(day, pnl)
+            for day, pnl in state.figures.daily_pnl_usd.items():
+                daily.add(day, pnl)
+            self._symbols[old.symbol] = state
+            raise
+
+    def _replay_into(self, fresh: _Symbol, old: SymbolTrades, late: SymbolTrades | None) -> None:
+        """Record ``old``'s trades and the ``late`` ones in ``fresh``, merged in order."""
         i = 0
-        late = state.late
         if late is not None:
             order = late.in_rank_order()
 

@@ -74,7 +74,8 @@ class FifoBook:
         ``quote_rates[i]`` and ``fee_rates[i]`` are USD per quote unit and per fee currency unit
         at the trade's time (``None``: unpriced; :data:`ONE` and a zero fee's rate 0, as the ledger
         gives them, skip their products). Returns the run's pnl by UTC day of the closing trade,
-        summed exactly (already added to ``figures.daily_pnl_usd``).
+        summed exactly (the caller adds them to ``figures.daily_pnl_usd``). If a trade raises,
+        the running sums of the trades before it are written back.
 
         One loop with every running sum in locals, written back once: it runs for every trade.
         """
@@ -98,7 +99,8 @@ class FifoBook:
         unpriced = closes = wins = losses = 0
         days: dict[int, Decimal] = {}
         # Closes come in time order: the current day's sum stays in locals until the day changes.
-        day, day_pnl = -1, _ZERO
+        day: int | None = None
+        day_pnl = _ZERO
         try:
             for side, amount, price, cost, fee_usd, timestamp, quote_rate, fee_rate in zip(
                 run.side,
@@ -172,7 +174,7 @@ class FifoBook:
                         if largest_loss is None or pnl < largest_loss:
                             largest_loss = pnl
                     if timestamp // DAY_MS != day:
-                        if day >= 0:
+                        if day is not None:
                             days[day] = day_pnl
                         day = timestamp // DAY_MS
                         day_pnl = _ZERO
@@ -187,9 +189,9 @@ class FifoBook:
                             position -= remaining
                     else:
                         unmatched += remaining
-        finally:
-            if day >= 0:
+            if day is not None:
                 days[day] = day_pnl
+        finally:
             self._short, self.position, self.unmatched = short, position, unmatched
             figures.volume_usd, figures.fees_usd = volume, fees
             figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd = (
@@ -204,7 +206,4 @@ class FifoBook:
             figures.closed_trades += closes
             figures.winning_trades += wins
             figures.losing_trades += losses
-            daily = figures.daily_pnl_usd
-            for closed_day, closed_pnl in days.items():
-                daily[closed_day] = _exact_add(daily.get(closed_day, _ZERO), closed_pnl)
         return days
