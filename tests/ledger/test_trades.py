@@ -2,7 +2,16 @@ from decimal import Decimal
 
 import pytest
 
-from perf_aggregator.ledger.trades import Trade, TradeColumns, columns_of, order_key
+from perf_aggregator.ledger.book import Ledger
+from perf_aggregator.ledger.prices import PriceBook
+from perf_aggregator.ledger.trades import (
+    ImpossibleTrade,
+    Trade,
+    TradeColumns,
+    check_values,
+    columns_of,
+    order_key,
+)
 
 AMOUNT, PRICE, COST, FEE = (
     Decimal("12.00000000"),
@@ -114,3 +123,59 @@ def test_columns_hold_each_field_of_a_run_in_order() -> None:
     assert all(getattr(columns, name) == (first[k], second[k]) for k, name in enumerate(Trade._fields))
     assert columns.tail(1) == columns_of([second])
     assert columns.tail(2) == columns_of([]) == TradeColumns(*[()] * len(Trade._fields))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("amount", "NaN"),
+        ("amount", "sNaN"),
+        ("amount", "Infinity"),
+        ("amount", "0"),
+        ("amount", "-1"),
+        ("amount", "1E-31"),
+        ("amount", "1E+30"),
+        ("price", "0E-8"),
+        ("price", "-Infinity"),
+        ("price", "1E+999999"),
+        ("cost", "-0.01"),
+        ("cost", "NaN"),
+        ("fee_cost", "-0.00000001"),
+        ("fee_cost", "Infinity"),
+    ],
+)
+def test_a_run_with_an_impossible_number_is_refused_naming_the_field_not_the_value(
+    field: str, value: str
+) -> None:
+    good = by_keyword()
+    run = [good, good._replace(id="28458", **{field: Decimal(value)}), good._replace(id="28459")]
+    with pytest.raises(ImpossibleTrade) as refused:
+        check_values(columns_of(run))
+    assert str(refused.value) == f"a trade's {field} is not a number in the range a market can have"
+    assert value not in str(refused.value)
+
+
+def test_the_ends_of_the_range_and_zero_costs_and_fees_are_accepted() -> None:
+    good = by_keyword()
+    edges = [
+        good._replace(
+            amount=Decimal("1E-30"), price=Decimal("9.99E+29"), cost=Decimal("0E-8"), fee_cost=Decimal(0)
+        ),
+        good._replace(amount=Decimal("9.99E+29"), price=Decimal("1E-30"), cost=Decimal("9.99E+29")),
+    ]
+    check_values(columns_of(edges))
+    check_values(columns_of([]))
+
+
+def test_a_batch_with_one_impossible_trade_stores_nothing() -> None:
+    good = by_keyword()
+    ledger = Ledger(PriceBook({"BNB/BTC"}))
+    assert ledger.add([good]) == 1
+    before = (ledger.symbol_documents(), ledger.trades())
+    later = [good._replace(id=str(28458 + k), timestamp=good.timestamp + k) for k in range(3)]
+    spoiled = [*later, good._replace(id="28470", symbol="BTC/USDT", fee_cost=Decimal("NaN"))]
+    with pytest.raises(ImpossibleTrade):
+        ledger.add(spoiled)
+    assert len(ledger) == 1
+    assert (ledger.symbol_documents(), ledger.trades()) == before
+    assert ledger.add(later) == 3

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from perf_aggregator.clock import now_ms
 from perf_aggregator.devserver import serve_in_thread
@@ -194,3 +197,62 @@ async def test_trades_of_a_failed_save_are_written_with_the_next_one(
     [stored] = list(store.load(now_ms()))
     assert len({t.key for t in stored.trades}) == acct.trades
     assert stored.progress == poller.progress()
+
+
+class SpoilFirstQty:
+    """Wraps a simulator app: while ``on``, the first ``qty`` of every ``myTrades`` answer reads
+    ``value`` (a number no market has), the body otherwise as the simulator wrote it."""
+
+    def __init__(self, app: ASGIApp, value: str) -> None:
+        self.app, self.value, self.on = app, value, True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != MY_TRADES or not self.on:
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def collect(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                body = re.sub(
+                    rb'"qty":"[^"]*"', b'"qty":"' + self.value.encode() + b'"', b"".join(chunks), count=1
+                )
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, collect)
+
+
+@pytest.mark.parametrize("value", ["NaN", "-0.5", "1E+400000"])
+async def test_a_page_with_an_impossible_number_is_refused_whole_and_read_again_later(
+    value: str, store: SessionStore
+) -> None:
+    sim = SimulatedBinance(seed=31)
+    spoiler = SpoilFirstQty(create_binance_app(sim), value)
+    with serve_in_thread(spoiler) as origin:
+        acct = account(sim, 73)
+        new_session(store, "s3", acct.credentials)
+        sink = CountingSink(store.sink("s3"))
+        prices = PriceService(BinanceSpot(None, origin))
+        poller, ledger, connector = await poller_for(acct.credentials, origin, prices, sink)
+        try:
+            delay = await poller._poll_with_classification()
+            assert delay == BOUNDS.max_s
+            error = poller.state.last_error
+            assert error == "ImpossibleTrade: a trade's amount is not a number in the range a market can have"
+            assert value not in error
+            assert len(ledger) == 0 and not any(n for n, _ in sink.saves)  # nothing of the page was kept
+            spoiler.on = False
+            await poller._poll_with_classification()
+        finally:
+            await connector.close()
+            await prices.close()
+    assert poller.state.last_error is None
+    assert len(ledger) == acct.trades

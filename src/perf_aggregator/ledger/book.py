@@ -20,7 +20,7 @@ from perf_aggregator.ledger.prices import (
     valuation_needs,
 )
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
-from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, columns_of
+from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, check_values, columns_of
 from perf_aggregator.metrics import documents
 from perf_aggregator.metrics.daily import EXACT, DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
@@ -102,15 +102,26 @@ class Ledger:
         first older one on, the rest of the batch is deduplicated, sorted and then processed or
         set aside for the replay.
         """
+        batch = trades if isinstance(trades, list) else list(trades)
+        if not batch:
+            return 0
+        columns = columns_of(batch)
+        check_values(columns)  # before anything is stored
+        one_symbol = columns.symbol.count(batch[0].symbol) == len(batch)  # a page, usually
+        runs: Iterator[tuple[str, Iterable[Trade]]] = (
+            iter(((batch[0].symbol, batch),)) if one_symbol else groupby(batch, _symbol_of)
+        )
         added = 0
         symbols = self._symbols
         try:
             with localcontext(CONTEXT):
-                runs = groupby(trades, _symbol_of)
                 for symbol, group in runs:
                     run = list(group)
                     state = symbols.get(symbol) or self._new_symbol(run[0])
-                    count, older = (self._set_aside if state.stale else self._run)(state, run)
+                    if state.stale:
+                        count, older = self._set_aside(state, run)
+                    else:
+                        count, older = self._run(state, run, columns if one_symbol else None)
                     added += count
                     if older >= 0:
                         rest = chain(run[older:], chain.from_iterable(group for _, group in runs))
@@ -123,11 +134,13 @@ class Ledger:
             self._totals = None
         return added
 
-    def _run(self, state: _Symbol, run: list[Trade]) -> tuple[int, int]:
-        """Value, store and record ``run`` (trades of ``state``'s symbol, which is not stale), up to
-        the first one older than the stored ones, skipping repeats. Returns how many were new and
-        the position of that older one (-1 when none was)."""
-        columns = columns_of(run)
+    def _run(self, state: _Symbol, run: list[Trade], columns: TradeColumns | None = None) -> tuple[int, int]:
+        """Value, store and record ``run`` (trades of ``state``'s symbol, which is not stale; also as
+        ``columns`` when the caller has them), up to the first one older than the stored ones,
+        skipping repeats. Returns how many were new and the position of that older one (-1 when
+        none was)."""
+        if columns is None:
+            columns = columns_of(run)
         quote_rates, fee_rates = self._valued(columns, state.trades.quote)
         return self._store_and_record(state, run, columns, quote_rates, fee_rates)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Literal, NamedTuple
+
+from perf_aggregator.metrics.precision import CONTEXT
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
@@ -96,3 +98,36 @@ _NO_COLUMNS = TradeColumns._make(() for _ in Trade._fields)
 def columns_of(run: Sequence[Trade]) -> TradeColumns:
     """The fields of ``run`` as columns (one transposition in C)."""
     return TradeColumns._make(zip(*run, strict=True)) if run else _NO_COLUMNS
+
+
+class ImpossibleTrade(ValueError):
+    """A trade whose numbers no exchange can have reported (METRICS.md "Trades")."""
+
+
+_ZERO = Decimal(0)
+_SMALLEST = Decimal("1E-30")
+_LIMIT = Decimal("1E+30")
+"""Amounts and prices are within ``[_SMALLEST, _LIMIT)``, costs and fees within ``[0, _LIMIT)``:
+far beyond any real market, and no product or sum the ledger takes of such numbers can overflow."""
+
+
+def check_values(run: TradeColumns) -> None:
+    """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
+    and a non-negative cost and fee, all finite numbers within the ledger's range (the message
+    names the field, not the values). Column passes at C speed: this runs for every page."""
+    if not run.id:
+        return
+    fields = (
+        ("amount", run.amount, _SMALLEST),
+        ("price", run.price, _SMALLEST),
+        ("cost", run.cost, _ZERO),
+        ("fee_cost", run.fee_cost, _ZERO),
+    )
+    with localcontext(CONTEXT):  # a NaN compared raises (InvalidOperation is trapped)
+        for name, column, smallest in fields:
+            try:
+                within = smallest <= min(column) and max(column) < _LIMIT
+            except InvalidOperation:
+                within = False
+            if not within:
+                raise ImpossibleTrade(f"a trade's {name} is not a number in the range a market can have")

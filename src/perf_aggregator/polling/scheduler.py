@@ -24,7 +24,7 @@ from perf_aggregator.exchanges.errors import (
 )
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.ledger.prices import valuation_needs
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import ImpossibleTrade, Trade
 from perf_aggregator.polling.pricing import PriceService
 from perf_aggregator.telemetry import EXCHANGE_ERRORS, POLLS
 
@@ -142,7 +142,7 @@ class SessionPoller:
         exchange = self._connector.exchange_id
         try:
             new = await self.poll_once()
-        except ExchangeError as exc:
+        except (ExchangeError, ImpossibleTrade) as exc:  # a page with impossible numbers is refused whole
             POLLS.labels(exchange, "error").inc()
             EXCHANGE_ERRORS.labels(exchange, type(exc).__name__).inc()
             return self._after_failure(exc)
@@ -165,7 +165,7 @@ class SessionPoller:
         self._save()
         return state.poll_interval_s
 
-    def _after_failure(self, exc: ExchangeError) -> float:
+    def _after_failure(self, exc: ExchangeError | ImpossibleTrade) -> float:
         """Record ``exc`` in the sync state and return the delay before the next attempt."""
         state = self.state
         state.last_error = f"{type(exc).__name__}: {exc}"
