@@ -142,6 +142,8 @@ def test_columns_hold_each_field_of_a_run_in_order() -> None:
         ("cost", "NaN"),
         ("fee_cost", "-0.00000001"),
         ("fee_cost", "Infinity"),
+        ("exchange_realized_pnl", "sNaN"),
+        ("exchange_realized_pnl", "-1E+400000"),
     ],
 )
 def test_a_run_with_an_impossible_number_is_refused_naming_the_field_not_the_value(
@@ -162,6 +164,8 @@ def test_the_ends_of_the_range_and_zero_costs_and_fees_are_accepted() -> None:
             amount=Decimal("1E-30"), price=Decimal("9.99E+29"), cost=Decimal("0E-8"), fee_cost=Decimal(0)
         ),
         good._replace(amount=Decimal("9.99E+29"), price=Decimal("1E-30"), cost=Decimal("9.99E+29")),
+        good._replace(exchange_realized_pnl=Decimal("-1E+30")),
+        good._replace(exchange_realized_pnl=Decimal("9.99E+29")),
     ]
     check_values(columns_of(edges))
     check_values(columns_of([]))

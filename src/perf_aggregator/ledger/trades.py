@@ -107,22 +107,27 @@ class ImpossibleTrade(ValueError):
 _ZERO = Decimal(0)
 _SMALLEST = Decimal("1E-30")
 _LIMIT = Decimal("1E+30")
-"""Amounts and prices are within ``[_SMALLEST, _LIMIT)``, costs and fees within ``[0, _LIMIT)``:
-far beyond any real market, and no product or sum the ledger takes of such numbers can overflow."""
+"""Amounts and prices are within ``[_SMALLEST, _LIMIT)``, costs and fees within ``[0, _LIMIT)``, an
+exchange's own pnl within ``[-_LIMIT, _LIMIT)``: far beyond any real market, and no product or sum
+the ledger takes of such numbers can overflow."""
 
 
 def check_values(run: TradeColumns) -> None:
     """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
-    and a non-negative cost and fee, all finite numbers within the ledger's range (the message
-    names the field, not the values). Column passes at C speed: this runs for every page."""
+    and a non-negative cost and fee, all finite numbers within the ledger's range, as is the
+    exchange's own pnl where it gives one (the message names the field, not the values).
+    Column passes at C speed: this runs for every page."""
     if not run.id:
         return
-    fields = (
+    fields: list[tuple[str, Sequence[Decimal], Decimal]] = [
         ("amount", run.amount, _SMALLEST),
         ("price", run.price, _SMALLEST),
         ("cost", run.cost, _ZERO),
         ("fee_cost", run.fee_cost, _ZERO),
-    )
+    ]
+    pnls = run.exchange_realized_pnl
+    if pnls.count(None) != len(pnls):  # reported by some exchanges (a spot page has none)
+        fields.append(("exchange_realized_pnl", [p for p in pnls if p is not None], -_LIMIT))
     with localcontext(CONTEXT):  # a NaN compared raises (InvalidOperation is trapped)
         for name, column, smallest in fields:
             try:
