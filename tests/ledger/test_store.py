@@ -55,7 +55,7 @@ def test_trades_come_back_equal_with_every_field_and_decimal_spelling() -> None:
         # the exact strings too, exponent and trailing zeros included
         decimals = ("amount", "price", "cost", "fee_cost", "exchange_realized_pnl")
         assert [str(getattr(back, f)) for f in decimals] == [str(getattr(trade, f)) for f in decimals]
-    assert (stored.quote_rates, stored.fee_rates) == ([None, ONE], [None, Decimal("0.5")])
+    assert (list(stored.quote_rates), list(stored.fee_rates)) == ([None, ONE], [None, Decimal("0.5")])
     assert [stored.order(i) for i in range(2)] == [odd.order, later.order]
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from itertools import islice
 from operator import add, lt
 
+from perf_aggregator.ledger.chunks import Chunks
 from perf_aggregator.ledger.trades import (
     MarketType,
     OrderKey,
@@ -72,7 +73,7 @@ class SymbolTrades:
     Ids are kept as integers while every id is a canonical number (exchanges with numeric
     ids), else as strings. While the ``(id, side)`` pairs also ascend in processing order (ids
     that grow with time, as on Binance), order and novelty of the next trade are decided from
-    the last one and duplicates found by binary search; otherwise through a set of the keys,
+    the last one and duplicates found by binary search; otherwise through an index of the keys,
     built on first need.
     """
 
@@ -100,14 +101,16 @@ class SymbolTrades:
         self.symbol, self.base, self.quote, self.market_type = symbol, base, quote, market_type
         self._ordered = ordered
         self.times = array("q")
-        self.ids: array[int] | list[str] = array("q")
+        self.ids: array[int] | Chunks[str] = array("q")
         self.sides = bytearray()
-        self._records: list[str] = []
-        self.quote_rates: list[Decimal | None] = []
+        self._records: Chunks[str] = Chunks()
+        self.quote_rates: Chunks[Decimal | None] = Chunks()
         """USD per quote unit at each trade's time; ``None`` while the trade is unpriced."""
-        self.fee_rates: list[Decimal | None] = []
+        self.fee_rates: Chunks[Decimal | None] = Chunks()
         """USD per fee currency unit (any rate, 0 here, for a zero fee: its ``fee_usd`` is 0)."""
-        self._keys: set[tuple[str, int]] | None = None
+        self._keys: dict[str, None] | None = None
+        """The ``(id, side)`` pairs as :func:`_key` strings, once needed: a dictionary of strings,
+        which the garbage collector does not track (a set, or tuples, it would visit in full)."""
         self._last_rank: Rank | None = None
         """The last trade's rank, kept once the keys are indexed (ranks are costly to rebuild)."""
 
@@ -212,21 +215,22 @@ class SymbolTrades:
             ):
                 return False  # decided without giving up the shortcut
             keys = self._index_keys()
-        if (trade.id, side) in keys:
+        key = _key(trade.id, side)
+        if key in keys:
             return False
         if ordered:
             rank = rank_of(trade)
             if self._last_rank is not None and rank <= self._last_rank:
                 return False
             self._last_rank = rank
-        keys.add((trade.id, side))
+        keys[key] = None
         ids = self.ids
         value = numeric_id(trade.id) if isinstance(ids, array) else None
         if isinstance(ids, array) and value is not None:
             ids.append(value)
         else:
             if isinstance(ids, array):  # the first id that is not a canonical number
-                self.ids = ids = [str(i) for i in ids]
+                self.ids = ids = Chunks(map(str, ids))
             ids.append(trade.id)
         return True
 
@@ -234,7 +238,7 @@ class SymbolTrades:
         """Whether a trade with this id and side is stored."""
         bit = 0 if side == "buy" else 1
         if self._keys is not None:
-            return (trade_id, bit) in self._keys
+            return _key(trade_id, bit) in self._keys
         value = numeric_id(trade_id)
         if value is None:
             return False  # every stored id is a canonical number
@@ -290,11 +294,19 @@ class SymbolTrades:
         """The ``i``-th trade's text record, for :meth:`append` to reuse when replaying it."""
         return self._records[i]
 
-    def _index_keys(self) -> set[tuple[str, int]]:
+    def _index_keys(self) -> dict[str, None]:
         if self._keys is None:
-            self._keys = {(str(i), s) for i, s in zip(self.ids, self.sides, strict=True)}
+            self._keys = {_key(str(i), s): None for i, s in zip(self.ids, self.sides, strict=True)}
             self._last_rank = self.rank(len(self) - 1) if len(self) and self._ordered else None
         return self._keys
+
+
+def _key(trade_id: str, side: int) -> str:
+    """An ``(id, side)`` pair as one string (side 0 buy, 1 sell)."""
+    return _KEY_SIDES[side] + trade_id
+
+
+_KEY_SIDES = ("b", "s")
 
 
 def _record(trade: Trade) -> str:

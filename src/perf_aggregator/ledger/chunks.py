@@ -1,0 +1,63 @@
+"""An append-only sequence that costs the garbage collector a few visits per thousands of items.
+
+A list is a container the collector tracks: each full collection visits every item of every
+list, and full collections come at a pace set by allocations, so a session's million-item
+columns (records, rates) would make the collector's total work grow with the square of the
+trades ingested. :class:`Chunks` keeps its items in tuples of :data:`CHUNK` items instead; a
+tuple of atomic items (strings, decimals, ``None``) is untracked by the first collection that
+sees it, and from then on only the list of chunks and the one being filled are visited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+CHUNK = 4096
+"""Items per sealed chunk."""
+
+
+class Chunks(Generic[T]):
+    """Items appended in order, read by position (non-negative) or in order."""
+
+    __slots__ = ("_sealed", "_tail")
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._sealed: list[tuple[T, ...]] = []
+        self._tail: list[T] = []
+        self.extend(items)
+
+    def __len__(self) -> int:
+        return len(self._sealed) * CHUNK + len(self._tail)
+
+    def __getitem__(self, i: int) -> T:
+        if i < 0:
+            raise IndexError("Chunks are read by non-negative positions")
+        chunk, k = divmod(i, CHUNK)
+        sealed = self._sealed
+        return sealed[chunk][k] if chunk < len(sealed) else self._tail[k]
+
+    def __iter__(self) -> Iterator[T]:
+        return chain(chain.from_iterable(self._sealed), self._tail)
+
+    def append(self, item: T) -> None:
+        """Add ``item`` at the end."""
+        tail = self._tail
+        tail.append(item)
+        if len(tail) == CHUNK:
+            self._seal()
+
+    def extend(self, items: Iterable[T]) -> None:
+        """Add ``items`` at the end, in order."""
+        tail = self._tail
+        tail.extend(items)
+        while len(tail) >= CHUNK:
+            self._seal()
+
+    def _seal(self) -> None:
+        tail = self._tail
+        self._sealed.append(tuple(tail[:CHUNK]))
+        del tail[:CHUNK]
