@@ -82,8 +82,26 @@ def documents(ledger: Ledger) -> tuple[Any, ...]:
     return (ledger.symbol_documents(), ledger.totals_document(), ledger.summary_figures(AS_OF), len(ledger))
 
 
-def test_pages_as_the_poller_reads_them_match_the_reference(account: tuple[Any, Any]) -> None:
+def with_gaps(closes: dict[str, dict[int, Decimal]]) -> dict[str, dict[int, Decimal]]:
+    """The closes with every 7th minute missing (a market without trades that minute) and, for
+    BNB, two hours missing: trades there are valued at the candle before or, in the second hour of
+    the hole, unpriced (pages then value their trades one at a time)."""
+    hole = range(START + 2 * DAY_MS, START + 2 * DAY_MS + 2 * HOUR_MS)
+    return {
+        exchange_id: {
+            t: close
+            for t, close in series.items()
+            if (t // MINUTE_MS) % 7 and not (exchange_id == "BNBUSDT" and t in hole)
+        }
+        for exchange_id, series in closes.items()
+    }
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_pages_as_the_poller_reads_them_match_the_reference(account: tuple[Any, Any], gaps: bool) -> None:
     raw, closes = account
+    if gaps:
+        closes = with_gaps(closes)
     ledger = fed(price_book(closes), poller_pages(raw))
     prices = Prices(
         {unified(s): series for s, series in closes.items()}, {c: unified(s) for c, s in PRICING.items()}
@@ -105,6 +123,7 @@ def test_pages_as_the_poller_reads_them_match_the_reference(account: tuple[Any, 
         elif name != "unpriced_trades":
             assert summary[name] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value)
     assert summary["closed_trades"] > 500 and summary["sortino_ratio"] is not None
+    assert (ledger.totals_document()["unpriced_trades"] > 0) is gaps
 
 
 def test_pages_in_any_order_with_reads_between_give_the_same_documents(account: tuple[Any, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from itertools import chain, groupby, islice
@@ -160,47 +160,42 @@ class Ledger:
     def _valued(self, run: TradeColumns, quote: str) -> tuple[list[Decimal | None], list[Decimal | None]]:
         """USD per quote unit and per fee currency unit of each trade of ``run`` (of one symbol,
         quoted in ``quote``) at its time: both ``None`` when either is missing (unpriced), and a zero
-        fee's rate :data:`ZERO_FEE_RATE`. As :meth:`_rates`, for a page: the candle containing a
-        trade is looked up by minute first, and the price book asked only when it is not there."""
+        fee's rate :data:`ZERO_FEE_RATE`. As :meth:`_rates`, for a page: the candles containing the
+        trades are looked up by minute, in one pass when every one is there (the usual case), else
+        trade by trade, asking the price book for those that are not."""
         prices = self._prices
-        rate, closes_of = prices.rate, prices.minute_closes
+        closes_of = prices.minute_closes
         times = run.timestamp
-        quote_rates: list[Decimal | None]
-        missing = False  # whether a rate is missing (some trade unpriced)
-        if quote in STABLECOINS:
-            quote_rates = [ONE] * len(times)
-        else:
-            quote_closes = closes_of(quote)
-            quote_rates = [quote_closes.get(t - t % MINUTE_MS) for t in times]
-            for i, quote_rate in enumerate(quote_rates):
-                if quote_rate is None:
-                    quote_rates[i] = quote_rate = rate(quote, times[i])
-                    missing = missing or quote_rate is None
-        fee_closes: dict[str, Mapping[int, Decimal]] = {}
-        fee_rates: list[Decimal | None] = []
-        append = fee_rates.append
-        for fee_cost, currency, timestamp, quote_rate in zip(
-            run.fee_cost, run.fee_currency, times, quote_rates, strict=True
-        ):
-            if not fee_cost:
-                append(ZERO_FEE_RATE)
-            elif currency == quote:
-                append(quote_rate)  # the fee currency's rate is the quote's
-            elif currency in STABLECOINS:
-                append(ONE)
+        fee_closes = {
+            currency: closes_of(currency)
+            for currency in set(run.fee_currency)
+            if currency != quote and currency not in STABLECOINS
+        }
+        try:
+            if quote in STABLECOINS:
+                quote_rates: list[Decimal | None] = [ONE] * len(times)
             else:
-                closes = fee_closes.get(currency)
-                if closes is None:
-                    closes = fee_closes[currency] = closes_of(currency)
-                fee_rate = closes.get(timestamp - timestamp % MINUTE_MS)
-                if fee_rate is None:
-                    fee_rate = rate(currency, timestamp)
-                    missing = missing or fee_rate is None
-                append(fee_rate)
-        if missing:  # unpriced: both None
-            for i, (quote_rate, fee_rate) in enumerate(zip(quote_rates, fee_rates, strict=True)):
-                if quote_rate is None or fee_rate is None:
-                    quote_rates[i] = fee_rates[i] = None
+                quote_closes = closes_of(quote)
+                quote_rates = [quote_closes[t - t % MINUTE_MS] for t in times]
+            fee_rates: list[Decimal | None] = [
+                ZERO_FEE_RATE
+                if not fee_cost
+                else quote_rate
+                if currency == quote
+                else ONE
+                if currency in STABLECOINS
+                else fee_closes[currency][t - t % MINUTE_MS]
+                for fee_cost, currency, t, quote_rate in zip(
+                    run.fee_cost, run.fee_currency, times, quote_rates, strict=True
+                )
+            ]
+        except KeyError:  # a candle not there by minute: trade by trade
+            rates = self._rates
+            quote_rates, fee_rates = [], []
+            for trade_rates in map(rates, run.quote, run.fee_currency, run.fee_cost, times):
+                quote_rate, fee_rate = trade_rates or (None, None)
+                quote_rates.append(quote_rate)
+                fee_rates.append(fee_rate)
         return quote_rates, fee_rates
 
     def _store_and_record(
@@ -285,7 +280,7 @@ class Ledger:
         changed = False
         for state in self._symbols.values():
             stored = state.trades
-            if any(self._rates(stored.trade(i)) is not None for i in state.unpriced):
+            if any(self._rates(*_valuation_fields(stored.trade(i))) is not None for i in state.unpriced):
                 self._mark_stale(state)
                 changed = True
         return changed
@@ -453,7 +448,7 @@ class Ledger:
             fee_rates = [source.fee_rates[j] for j in chunk]
             for n, trade in enumerate(run):
                 if quote_rates[n] is None or fee_rates[n] is None:
-                    quote_rates[n], fee_rates[n] = rates(trade) or (None, None)
+                    quote_rates[n], fee_rates[n] = rates(*_valuation_fields(trade)) or (None, None)
             records = [source.record(j) for j in chunk]
             count, older = self._store_and_record(
                 state, run, columns_of(run), quote_rates, fee_rates, records
@@ -461,15 +456,16 @@ class Ledger:
             if older >= 0 or count != len(run):
                 raise AssertionError("a replayed trade is out of order")
 
-    def _rates(self, trade: Trade) -> tuple[Decimal, Decimal] | None:
-        """USD per quote unit and per fee currency unit at the trade's time (``None`` if either
+    def _rates(
+        self, quote: str, fee_currency: str, fee_cost: Decimal, timestamp: int
+    ) -> tuple[Decimal, Decimal] | None:
+        """USD per quote unit and per fee currency unit of a trade at its time (``None`` if either
         is missing); a zero fee needs no rate and gets 0 (its ``fee_usd`` is 0 whatever the price)."""
-        quote, fee_currency, timestamp = trade.quote, trade.fee_currency, trade.timestamp
         # PriceBook.rate gives ONE for stablecoins too; asking here first saves the call.
         quote_rate = ONE if quote in STABLECOINS else self._prices.rate(quote, timestamp)
         if quote_rate is None:
             return None
-        if not trade.fee_cost:
+        if not fee_cost:
             return quote_rate, ZERO_FEE_RATE
         fee_rate = ONE if fee_currency in STABLECOINS else self._prices.rate(fee_currency, timestamp)
         return None if fee_rate is None else (quote_rate, fee_rate)
@@ -491,6 +487,8 @@ def _late_of(state: _Symbol) -> SymbolTrades:
 
 
 _symbol_of = attrgetter("symbol")
+_valuation_fields = attrgetter("quote", "fee_currency", "fee_cost", "timestamp")
+"""A trade's fields that :meth:`Ledger._rates` takes."""
 
 
 def _first(item: tuple[Rank, Trade]) -> Rank:
