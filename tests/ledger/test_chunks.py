@@ -34,8 +34,10 @@ def test_chunks_read_as_a_list_across_chunk_ends(steps: list[tuple[bool, int]]) 
     assert len(chunks) == len(expected)
     assert list(chunks) == expected
     assert [chunks[i] for i in range(len(expected))] == expected
-    with pytest.raises(IndexError):
-        chunks[len(expected)]
+    beyond_tail = (len(expected) // CHUNK + 1) * CHUNK  # a chunk after the one being filled
+    for past in (len(expected), len(expected) + 1, beyond_tail, beyond_tail + 1, len(expected) + CHUNK):
+        with pytest.raises(IndexError):
+            chunks[past]
     with pytest.raises(IndexError):
         chunks[-1]
 

@@ -200,14 +200,20 @@ async def test_trades_of_a_failed_save_are_written_with_the_next_one(
 
 
 class SpoilFirstQty:
-    """Wraps a simulator app: while ``on``, the first ``qty`` of every ``myTrades`` answer reads
-    ``value`` (a number no market has), the body otherwise as the simulator wrote it."""
+    """Wraps a simulator app: while ``on``, the first ``qty`` of every ``myTrades`` answer for
+    ``symbol`` reads ``value`` (a number no market has), the body otherwise as the simulator
+    wrote it."""
 
-    def __init__(self, app: ASGIApp, value: str) -> None:
-        self.app, self.value, self.on = app, value, True
+    def __init__(self, app: ASGIApp, symbol: str, value: str) -> None:
+        self.app, self.symbol, self.value, self.on = app, symbol, value, True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != MY_TRADES or not self.on:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != MY_TRADES
+            or f"symbol={self.symbol}".encode() not in scope["query_string"]
+            or not self.on
+        ):
             await self.app(scope, receive, send)
             return
         start: dict[str, Any] = {}
@@ -235,9 +241,10 @@ async def test_a_page_with_an_impossible_number_is_refused_whole_and_read_again_
     value: str, store: SessionStore
 ) -> None:
     sim = SimulatedBinance(seed=31)
-    spoiler = SpoilFirstQty(create_binance_app(sim), value)
+    spoiler = SpoilFirstQty(create_binance_app(sim), "ETHUSDT", value)
     with serve_in_thread(spoiler) as origin:
         acct = account(sim, 73)
+        eth = sum(t["symbol"] == "ETHUSDT" for t in sim.accounts[acct.credentials.api_key].raw_trades())
         new_session(store, "s3", acct.credentials)
         sink = CountingSink(store.sink("s3"))
         prices = PriceService(BinanceSpot(None, origin))
@@ -248,7 +255,12 @@ async def test_a_page_with_an_impossible_number_is_refused_whole_and_read_again_
             error = poller.state.last_error
             assert error == "ImpossibleTrade: a trade's amount is not a number in the range a market can have"
             assert value not in error
-            assert len(ledger) == 0 and not any(n for n, _ in sink.saves)  # nothing of the page was kept
+            # Nothing of ETH/USDT's refused page was kept; the symbols after it were read.
+            assert 0 < eth < acct.trades
+            assert len(ledger) == acct.trades - eth
+            assert sum(n for n, _ in sink.saves) >= len(ledger)  # saved (a repeat may come along)
+            assert "SOL/USDT" in {d["symbol"] for d in ledger.symbol_documents()}
+            assert not poller.state.backfill_complete
             spoiler.on = False
             await poller._poll_with_classification()
         finally:
@@ -256,3 +268,4 @@ async def test_a_page_with_an_impossible_number_is_refused_whole_and_read_again_
             await prices.close()
     assert poller.state.last_error is None
     assert len(ledger) == acct.trades
+    assert poller.state.backfill_complete

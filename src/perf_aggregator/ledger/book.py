@@ -402,15 +402,19 @@ class Ledger:
         """Rebuild ``state`` from its stored trades and its late ones, merged in order a run at a
         time (runs found by galloping: ranks are costly to rebuild for every trade)."""
         old, daily = state.trades, self._daily
-        for day, pnl in state.figures.daily_pnl_usd.items():
-            daily.subtract(day, pnl)
-        fresh = self._new_symbol(old)
+        subtracted: list[tuple[int, Decimal]] = []
+        fresh: _Symbol | None = None
         try:
+            for day, pnl in state.figures.daily_pnl_usd.items():
+                daily.subtract(day, pnl)
+                subtracted.append((day, pnl))
+            fresh = self._new_symbol(old)
             self._replay_into(fresh, old, state.late)
         except BaseException:  # the old state stays, stale: the next read replays it again
-            for day, pnl in fresh.figures.daily_pnl_usd.items():
-                daily.subtract(day, pnl)
-            for day, pnl in state.figures.daily_pnl_usd.items():
+            if fresh is not None:
+                for day, pnl in fresh.figures.daily_pnl_usd.items():
+                    daily.subtract(day, pnl)
+            for day, pnl in subtracted:
                 daily.add(day, pnl)
             self._symbols[old.symbol] = state
             raise

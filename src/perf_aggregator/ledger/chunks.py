@@ -36,9 +36,11 @@ class Chunks(Generic[T]):
     def __getitem__(self, i: int) -> T:
         if i < 0:
             raise IndexError("Chunks are read by non-negative positions")
-        chunk, k = divmod(i, CHUNK)
         sealed = self._sealed
-        return sealed[chunk][k] if chunk < len(sealed) else self._tail[k]
+        chunk = i // CHUNK
+        return (
+            sealed[chunk][i - chunk * CHUNK] if chunk < len(sealed) else self._tail[i - len(sealed) * CHUNK]
+        )
 
     def __iter__(self) -> Iterator[T]:
         return chain(chain.from_iterable(self._sealed), self._tail)

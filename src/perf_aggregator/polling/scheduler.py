@@ -142,7 +142,7 @@ class SessionPoller:
         exchange = self._connector.exchange_id
         try:
             new = await self.poll_once()
-        except (ExchangeError, ImpossibleTrade) as exc:  # a page with impossible numbers is refused whole
+        except (ExchangeError, ImpossibleTrade) as exc:
             POLLS.labels(exchange, "error").inc()
             EXCHANGE_ERRORS.labels(exchange, type(exc).__name__).inc()
             return self._after_failure(exc)
@@ -183,8 +183,13 @@ class SessionPoller:
         return self._bounds.max_s
 
     async def poll_once(self) -> int:
-        """Read every discovered symbol up to now; returns how many new trades were stored."""
+        """Read every discovered symbol up to now; returns how many new trades were stored.
+
+        A page refused for impossible numbers (:class:`ImpossibleTrade`) stops its symbol there,
+        to be read again on the next pass; the other symbols are read, then it is raised.
+        """
         new = 0
+        refused: ImpossibleTrade | None = None
         # A symbol once traded stays polled even when its balance is gone.
         self._symbols.update(await self._connector.discover_symbols(self._hints))
         for symbol in sorted(self._symbols):
@@ -194,7 +199,11 @@ class SessionPoller:
                 )
                 if page.trades:
                     await _retrying(lambda p=page: self._prices.ensure(valuation_needs(p.trades)))  # type: ignore[misc]
-                    added = self._ledger.add(page.trades)
+                    try:
+                        added = self._ledger.add(page.trades)
+                    except ImpossibleTrade as exc:  # this symbol stops at the page, read again next time
+                        refused = refused or exc
+                        break
                     if added:
                         self._unsaved.extend(page.trades)  # the few repeats dedup on restore
                     new += added
@@ -206,6 +215,8 @@ class SessionPoller:
         if pending:
             await _retrying(lambda: self._prices.ensure(pending))
             self._ledger.revalue()
+        if refused is not None:
+            raise refused  # the other symbols were read; the pass is reported as failed
         return new
 
     def progress(self) -> PollProgress:
