@@ -8,6 +8,7 @@ import dataclasses
 import sqlite3
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from perf_aggregator.client import (
 )
 from perf_aggregator.clock import now_ms
 from perf_aggregator.devserver import serve_in_thread
+from perf_aggregator.ledger import book
 from perf_aggregator.sessions import registry
 from perf_aggregator.sessions.store import STORE_FILE
 from perf_aggregator.simulator.accounts import Account, RawTrade, generate_account
@@ -264,3 +266,40 @@ async def test_a_session_waiting_for_its_exchange_can_be_revoked_by_its_owner(
                 with pytest.raises(EnclaveError) as gone:
                     await client.metrics(sid, token)
                 assert gone.value.status == 401
+
+
+async def test_a_session_stored_with_an_impossible_trade_resumes_without_it(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim = SimulatedBinance(seed=43)
+    now = now_ms()
+    account = sim.create_account(55, 60, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    spoiled = account.trades[7]  # a negative amount, as an exchange's bad day could send
+    sim.add_account(
+        dataclasses.replace(
+            account,
+            trades=[dataclasses.replace(t, qty=-t.qty) if t is spoiled else t for t in account.trades],
+        )
+    )
+    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
+    with serve_in_thread(create_binance_app(sim)) as origin:
+        settings = enclave_settings(enclave_data_dir, origin)
+        policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+        # A version that stored trades without checking them.
+        monkeypatch.setattr(book, "check_values", lambda run: None)
+        with serve_in_thread(create_app(settings)) as first:
+            async with EnclaveClient(first) as client:
+                registration = await client.register(credentials, ttl=3600, policy=policy)
+                sid, token = registration.session_id, registration.token
+                before = await until(client, sid, token, settled, "backfill")
+        assert before["sync"]["trades_fetched"] == len(account.trades)
+
+        monkeypatch.undo()
+        with serve_in_thread(create_app(settings)) as second:
+            async with EnclaveClient(second) as client:
+                resumed = await client.metrics(sid, token)  # resumed, not dropped
+                assert (await client.health())["sessions"] == 1
+                assert resumed["sync"]["trades_fetched"] == len(account.trades) - 1
+                listed = await listed_trades(client, sid, token)
+                assert len(listed) == len(account.trades) - 1
+                assert all(Decimal(t["amount"]) > 0 for t in listed)

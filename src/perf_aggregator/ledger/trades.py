@@ -136,3 +136,12 @@ def check_values(run: TradeColumns) -> None:
                 within = False
             if not within:
                 raise ImpossibleTrade(f"a trade's {name} is not a number in the range a market can have")
+
+
+def is_possible(trade: Trade) -> bool:
+    """Whether :func:`check_values` accepts ``trade``."""
+    try:
+        check_values(columns_of([trade]))
+    except ImpossibleTrade:
+        return False
+    return True

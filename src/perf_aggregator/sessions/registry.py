@@ -24,6 +24,7 @@ from perf_aggregator.exchanges.registry import (
     supports_exchange,
 )
 from perf_aggregator.ledger.book import Ledger
+from perf_aggregator.ledger.trades import ImpossibleTrade, is_possible
 from perf_aggregator.polling.pricing import PriceService
 from perf_aggregator.polling.scheduler import PollingBounds, PollProgress, SessionPoller, SyncState
 from perf_aggregator.sessions.errors import (
@@ -228,7 +229,17 @@ class SessionRegistry:
                 return
             prices = self._price_service(record.exchange)
             ledger = Ledger(await prices.book())
-            ledger.add(stored.trades)
+            try:
+                ledger.add(stored.trades)
+            except ImpossibleTrade:
+                # Stored before trades were checked: the session resumes without them (they made
+                # every read fail) rather than being dropped.
+                kept = [trade for trade in stored.trades if is_possible(trade)]
+                log.warning(
+                    "a stored session resumes without %d trades whose numbers no market can have",
+                    len(stored.trades) - len(kept),
+                )
+                ledger.add(kept)
             complete = stored.progress.backfill_complete
             if complete:
                 try:
