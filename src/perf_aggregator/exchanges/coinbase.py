@@ -29,7 +29,8 @@ market-data connector (:mod:`perf_aggregator.exchanges.budget`, per-second
 windows). A 429 pauses the budget that was told.
 
 Clock. A JWT is refused when its ``nbf`` is ahead of Coinbase's clock, so tokens are
-signed one second in the past, on Coinbase's time as last measured: a refused key
+signed one second in the past, on Coinbase's time as last measured (against the time its
+answer arrived, so that the measure is never ahead of Coinbase): a refused key
 first re-reads ``/brokerage/time`` and, when the clocks disagree, tries again (at
 most twice, a time read being as fallible as any; as the Binance connector re-syncs
 on ``-1021``).
@@ -290,11 +291,13 @@ class CoinbaseAdvanced:
 
     async def _resync_clock(self) -> bool:
         """Measure Coinbase's clock offset; whether it moved enough to explain a refused token."""
-        before = now_ms()
         answer = await self._call(self._ccxt.v3PublicGetBrokerageTime, {}, private=False)
         after = now_ms()
         try:
-            offset = int(answer["epochMillis"]) - (before + after) // 2
+            # Coinbase read its clock before we got the answer: against the answer's arrival, the
+            # offset can only come out low, and a token signed on it is never ahead of Coinbase
+            # (against the round trip's midpoint, a slow way in made it up to half the trip high).
+            offset = int(answer["epochMillis"]) - after
         except (KeyError, TypeError, ValueError):
             raise ExchangeUnavailable("Coinbase sent a malformed answer") from None
         moved = abs(offset - self._ccxt.clock_offset_ms) >= RESYNC_THRESHOLD_MS

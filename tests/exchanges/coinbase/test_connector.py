@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.base import TradePage
@@ -125,6 +127,36 @@ async def test_validate_accepts_read_only_and_refuses_transfer_and_bad_keys(
         finally:
             await conn.close()
     assert conn.data_source == url
+
+
+class LateClockReads:
+    """Wraps a simulator app: a request for Coinbase's time reaches it ``delay_s`` late (a slow
+    path on the way in, none on the way back), so its clock is read at the end of the round trip."""
+
+    def __init__(self, app: ASGIApp, delay_s: float) -> None:
+        self.app, self.delay_s = app, delay_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/brokerage/time"):
+            await asyncio.sleep(self.delay_s)
+        await self.app(scope, receive, send)
+
+
+async def test_a_clock_read_delayed_on_the_way_in_still_signs_tokens_coinbase_accepts() -> None:
+    # Coinbase 3 s behind: a token signed on our clock (1 s back) is refused. Measured from the
+    # midpoint of round trips whose first 5 s are on the way in, the offset would come out -0.5 s
+    # twice (tokens still ahead, then no change: the key refused); taken against the end of the
+    # round trip, it never puts a token ahead of Coinbase's clock.
+    sim = SimulatedCoinbase(seed=6, private_per_second=10_000, public_per_second=10_000)
+    sim.wall_ms = lambda: wall_clock_ms() - 3_000
+    account = sim.create_account(7, 3)
+    with serve_in_thread(LateClockReads(create_coinbase_app(sim), 5.0)) as url:
+        conn = CoinbaseAdvanced(credentials(account.key_name, account.private_key_pem), url)
+        try:
+            await conn.validate()
+            assert -3_000 - 500 < conn._ccxt.clock_offset_ms <= -3_000
+        finally:
+            await conn.close()
 
 
 @pytest.mark.parametrize(
