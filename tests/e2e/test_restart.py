@@ -303,3 +303,52 @@ async def test_a_session_stored_with_an_impossible_trade_resumes_without_it(
                 listed = await listed_trades(client, sid, token)
                 assert len(listed) == len(account.trades) - 1
                 assert all(Decimal(t["amount"]) > 0 for t in listed)
+
+
+async def test_a_session_whose_restore_fails_stays_stored_for_the_next_start(
+    exchange: tuple[SimulatedBinance, RequestLog, str],
+    enclave_data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim, _, origin = exchange
+    now = now_ms()
+    account = sim.create_account(56, 40, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    other = sim.create_account(57, 40, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    settings = enclave_settings(enclave_data_dir, origin)
+    policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+    with serve_in_thread(create_app(settings)) as first:
+        async with EnclaveClient(first) as client:
+            sessions, befores = [], []
+            for acct in (account, other):
+                credentials = Credentials(
+                    exchange="binance", api_key=acct.api_key, api_secret=acct.api_secret
+                )
+                registration = await client.register(credentials, ttl=3600, policy=policy)
+                sessions.append((registration.session_id, registration.token))
+                befores.append(await until(client, *sessions[-1], settled, "backfill"))
+
+    def broken(self: object, trades: object) -> int:
+        raise RuntimeError("a bug in this version's restore")
+
+    monkeypatch.setattr(book.Ledger, "add", broken)
+    with serve_in_thread(create_app(settings)) as second:
+        async with EnclaveClient(second) as client:
+            assert (await client.health())["sessions"] == 0
+            for sid, token in sessions:
+                with pytest.raises(EnclaveError) as refused:
+                    await client.metrics(sid, token)
+                assert refused.value.status == 401
+            await client.revoke(*sessions[1])  # its owner can still end one
+    with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
+        assert db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1  # the other one is kept
+
+    monkeypatch.undo()  # the next version
+    with serve_in_thread(create_app(settings)) as third:
+        async with EnclaveClient(third) as client:
+            assert (await client.health())["sessions"] == 1
+            resumed = await client.metrics(*sessions[0])
+            with pytest.raises(EnclaveError) as gone:
+                await client.metrics(*sessions[1])
+            assert gone.value.status == 401
+    assert figures(resumed) == figures(befores[0])
+    assert resumed["sync"]["trades_fetched"] == len(account.trades)

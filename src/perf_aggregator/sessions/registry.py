@@ -81,6 +81,9 @@ class SessionRegistry:
         self.clock_ms = clock_ms
         self._sessions: dict[str, Session] = {}
         self._unrestored: list[StoredSession] = []
+        self._unresumable: dict[str, SessionRecord] = {}
+        """Stored sessions whose restore failed unexpectedly (a bug): kept in the store for a later
+        version, not retried before a restart, revocable by their owner, dropped when expired."""
         self._envelopes_seen: set[bytes] = set()
         self._prices: dict[str, PriceService] = {}
         self._purger: asyncio.Task[None] | None = None
@@ -192,7 +195,8 @@ class SessionRegistry:
         """Resume the stored sessions not yet live; those whose exchange cannot be reached wait.
 
         A waiting session is retried by the purge loop; meanwhile it answers 401, except that
-        its owner can DELETE it (:meth:`revoke_authorized`).
+        its owner can DELETE it (:meth:`revoke_authorized`). One whose restore fails otherwise (a
+        bug) stays stored, answering the same, until a restart, its expiry or its revocation.
         """
         pending, self._unrestored = self._unrestored, []
         unreachable: set[str] = set()
@@ -211,8 +215,8 @@ class SessionRegistry:
                     unreachable.add(exchange)
                     self._unrestored.append(stored)
                 except Exception as exc:  # a bug must not stop the service from starting
-                    log.error("a stored session cannot be resumed and is dropped: %s", type(exc).__name__)
-                    self._store.delete(stored.record.id)
+                    log.error("a stored session cannot be resumed and is kept stored: %s", type(exc).__name__)
+                    self._unresumable[stored.record.id] = stored.record
         if pending:
             log.info("resumed stored sessions (live=%d, waiting=%d)", len(self), len(self._unrestored))
 
@@ -286,14 +290,17 @@ class SessionRegistry:
         can end it (and purge its sealed credentials) without waiting for the exchange.
         """
         waiting = next((s for s in self._unrestored if s.record.id == session_id), None)
-        if waiting is None:
+        stored = waiting.record if waiting is not None else self._unresumable.get(session_id)
+        if stored is None:
             await self.revoke(self.authenticate(session_id, token).id)
             return
-        if not self._valid(token, waiting.record.token_hash, waiting.record.expires_ms):
+        if not self._valid(token, stored.token_hash, stored.expires_ms):
             raise Unauthorized("missing or invalid credentials for this session")
         self._delete_stored(session_id)
-        self._unrestored.remove(waiting)
-        log.info("a waiting stored session was revoked")
+        if waiting is not None:
+            self._unrestored.remove(waiting)
+        self._unresumable.pop(session_id, None)
+        log.info("a stored session not resumed was revoked")
 
     def renew(self, session: Session, ttl_s: int) -> None:
         """Set the expiry to now + ``ttl_s``, in the store and in memory."""
@@ -339,7 +346,11 @@ class SessionRegistry:
         expired = [sid for sid, s in self._sessions.items() if s.expires_ms <= now]
         for session_id in expired:
             await self.revoke(session_id)
-        return len(expired)
+        unresumable = [sid for sid, r in self._unresumable.items() if r.expires_ms <= now]
+        for session_id in unresumable:
+            self._delete_stored(session_id)
+            del self._unresumable[session_id]
+        return len(expired) + len(unresumable)
 
     async def _purge_loop(self) -> None:
         while True:
