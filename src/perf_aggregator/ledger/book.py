@@ -127,11 +127,8 @@ class Ledger:
                         rest = chain(run[older:], chain.from_iterable(group for _, group in runs))
                         added += self._add_unordered(rest)
                         break
-        except BaseException:
-            self._totals = None  # what was stored before the failure is in the figures, or stale
-            raise
-        if added:
-            self._totals = None
+        finally:
+            self._totals = None  # also after a failure: what was stored is in the figures, or stale
         return added
 
     def _run(self, state: _Symbol, run: list[Trade], columns: TradeColumns | None = None) -> tuple[int, int]:
@@ -258,14 +255,13 @@ class Ledger:
             return
         figures, book = state.figures, state.book
         unpriced = figures.unpriced_trades
+        state.document = None
         try:
             days = book.record(run, quote_rates, fee_rates, figures)
         except BaseException:
             self._mark_stale(state)
             raise
-        finally:
-            figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
-            state.document = None
+        figures.open_quantity, figures.unmatched_quantity = book.position, book.unmatched
         own, add_day = figures.daily_pnl_usd, self._daily.add
         for day, pnl in days.items():
             own[day] = EXACT.add(own.get(day, _ZERO), pnl)

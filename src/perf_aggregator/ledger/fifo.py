@@ -74,8 +74,9 @@ class FifoBook:
         ``quote_rates[i]`` and ``fee_rates[i]`` are USD per quote unit and per fee currency unit
         at the trade's time (``None``: unpriced; :data:`ONE` and a zero fee's rate 0, as the ledger
         gives them, skip their products). Returns the run's pnl by UTC day of the closing trade,
-        summed exactly (the caller adds them to ``figures.daily_pnl_usd``). If a trade raises,
-        the running sums of the trades before it are written back.
+        summed exactly (the caller adds them to ``figures.daily_pnl_usd``). If a trade raises, the
+        book and ``figures`` are left part-way: the ledger rebuilds the symbol from its stored
+        trades.
 
         One loop with every running sum in locals, written back once: it runs for every trade.
         """
@@ -101,109 +102,107 @@ class FifoBook:
         # Closes come in time order: the current day's sum stays in locals until the day changes.
         day: int | None = None
         day_pnl = _ZERO
-        try:
-            for side, amount, price, cost, fee_usd, timestamp, quote_rate, fee_rate in zip(
-                run.side,
-                run.amount,
-                run.price,
-                run.cost,
-                run.fee_cost,
-                times,
-                quote_rates,
-                fee_rates,
-                strict=True,
-            ):
-                if quote_rate is None or fee_rate is None:
-                    unpriced += 1  # counted, nothing else
-                    continue
-                if fee_rate is not ONE:  # fee_usd is the fee cost until here
-                    fee_usd = _ZERO if fee_rate is ZERO_FEE_RATE else fee_usd * fee_rate
-                volume += cost if quote_rate is ONE else cost * quote_rate
-                fees += fee_usd
-                buy = side == "buy"
-                remaining = amount
-                if lots and buy is short:  # opposite direction: close lots first
-                    # Sums over the pieces matched: quote value at the lots' prices and the lots' fee
-                    # shares. A piece's pnl is linear in its quantity, so the closed trade's pnl is
-                    # taken from these sums once instead of piece by piece; its cost basis and holding
-                    # weights go straight to the run's sums.
-                    value = open_fees = _ZERO
-                    while remaining and lots:
-                        quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
-                        if quantity <= remaining:  # the whole lot
-                            q = quantity
-                            remaining -= q
-                            popleft()
-                        else:
-                            q = remaining
-                            remaining = _ZERO
-                            lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
-                        lot_cost = q * lot_price
-                        value += lot_cost
-                        basis_sum += lot_cost if lot_rate is ONE else lot_cost * lot_rate
-                        # fee_share(o, q) = o.fee_usd * q / o.amount: o.fee_usd when q is all of o, as
-                        # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
-                        # same object, until the lot is split); another q of that value gives the same
-                        # value through the division.
-                        open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
-                        holding_sum += q * (timestamp - lot_time)
-                    matched = amount - remaining
-                    # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
-                    move = value - price * matched if short else price * matched - value
-                    if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
-                        move *= quote_rate
-                    # the closing trade's fee shares sum to fee_share(c, matched): all of it when
-                    # nothing remains
-                    pnl = move - open_fees - (fee_usd if not remaining else fee_usd * matched / amount)
-                    if short:
-                        position += matched
+        for side, amount, price, cost, fee_usd, timestamp, quote_rate, fee_rate in zip(
+            run.side,
+            run.amount,
+            run.price,
+            run.cost,
+            run.fee_cost,
+            times,
+            quote_rates,
+            fee_rates,
+            strict=True,
+        ):
+            if quote_rate is None or fee_rate is None:
+                unpriced += 1  # counted, nothing else
+                continue
+            if fee_rate is not ONE:  # fee_usd is the fee cost until here
+                fee_usd = _ZERO if fee_rate is ZERO_FEE_RATE else fee_usd * fee_rate
+            volume += cost if quote_rate is ONE else cost * quote_rate
+            fees += fee_usd
+            buy = side == "buy"
+            remaining = amount
+            if lots and buy is short:  # opposite direction: close lots first
+                # Sums over the pieces matched: quote value at the lots' prices and the lots' fee
+                # shares. A piece's pnl is linear in its quantity, so the closed trade's pnl is
+                # taken from these sums once instead of piece by piece; its cost basis and holding
+                # weights go straight to the run's sums.
+                value = open_fees = _ZERO
+                while remaining and lots:
+                    quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
+                    if quantity <= remaining:  # the whole lot
+                        q = quantity
+                        remaining -= q
+                        popleft()
                     else:
-                        position -= matched
-                    # The closed trade.
-                    realized += pnl
-                    closed_quantity += matched
-                    closes += 1
-                    if pnl > _ZERO:  # (a decimal: comparing with the int 0 converts it each time)
-                        wins += 1
-                        winning += pnl
-                        if largest_win is None or pnl > largest_win:
-                            largest_win = pnl
-                    elif pnl < _ZERO:
-                        losses += 1
-                        losing += pnl
-                        if largest_loss is None or pnl < largest_loss:
-                            largest_loss = pnl
-                    if timestamp // DAY_MS != day:
-                        if day is not None:
-                            days[day] = day_pnl
-                        day = timestamp // DAY_MS
-                        day_pnl = _ZERO
-                    day_pnl = _exact_add(day_pnl, pnl)
-                if remaining:
-                    if buy or not spot:
-                        open_lot((remaining, price, timestamp, fee_usd, amount, quote_rate))
-                        short = not buy
-                        if buy:
-                            position += remaining
-                        else:
-                            position -= remaining
+                        q = remaining
+                        remaining = _ZERO
+                        lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
+                    lot_cost = q * lot_price
+                    value += lot_cost
+                    basis_sum += lot_cost if lot_rate is ONE else lot_cost * lot_rate
+                    # fee_share(o, q) = o.fee_usd * q / o.amount: o.fee_usd when q is all of o, as
+                    # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
+                    # same object, until the lot is split); another q of that value gives the same
+                    # value through the division.
+                    open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
+                    holding_sum += q * (timestamp - lot_time)
+                matched = amount - remaining
+                # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
+                move = value - price * matched if short else price * matched - value
+                if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
+                    move *= quote_rate
+                # the closing trade's fee shares sum to fee_share(c, matched): all of it when
+                # nothing remains
+                pnl = move - open_fees - (fee_usd if not remaining else fee_usd * matched / amount)
+                if short:
+                    position += matched
+                else:
+                    position -= matched
+                # The closed trade.
+                realized += pnl
+                closed_quantity += matched
+                closes += 1
+                if pnl > _ZERO:  # (a decimal: comparing with the int 0 converts it each time)
+                    wins += 1
+                    winning += pnl
+                    if largest_win is None or pnl > largest_win:
+                        largest_win = pnl
+                elif pnl < _ZERO:
+                    losses += 1
+                    losing += pnl
+                    if largest_loss is None or pnl < largest_loss:
+                        largest_loss = pnl
+                if timestamp // DAY_MS != day:
+                    if day is not None:
+                        days[day] = day_pnl
+                    day = timestamp // DAY_MS
+                    day_pnl = _ZERO
+                day_pnl = _exact_add(day_pnl, pnl)
+            if remaining:
+                if buy or not spot:
+                    open_lot((remaining, price, timestamp, fee_usd, amount, quote_rate))
+                    short = not buy
+                    if buy:
+                        position += remaining
                     else:
-                        unmatched += remaining
-            if day is not None:
-                days[day] = day_pnl
-        finally:
-            self._short, self.position, self.unmatched = short, position, unmatched
-            figures.volume_usd, figures.fees_usd = volume, fees
-            figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd = (
-                realized,
-                winning,
-                losing,
-            )
-            figures.cost_basis_usd = basis_sum
-            figures.closed_quantity, figures.holding_ms_quantity = closed_quantity, holding_sum
-            figures.largest_win_usd, figures.largest_loss_usd = largest_win, largest_loss
-            figures.unpriced_trades += unpriced
-            figures.closed_trades += closes
-            figures.winning_trades += wins
-            figures.losing_trades += losses
+                        position -= remaining
+                else:
+                    unmatched += remaining
+        if day is not None:
+            days[day] = day_pnl
+        self._short, self.position, self.unmatched = short, position, unmatched
+        figures.volume_usd, figures.fees_usd = volume, fees
+        figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd = (
+            realized,
+            winning,
+            losing,
+        )
+        figures.cost_basis_usd = basis_sum
+        figures.closed_quantity, figures.holding_ms_quantity = closed_quantity, holding_sum
+        figures.largest_win_usd, figures.largest_loss_usd = largest_win, largest_loss
+        figures.unpriced_trades += unpriced
+        figures.closed_trades += closes
+        figures.winning_trades += wins
+        figures.losing_trades += losses
         return days

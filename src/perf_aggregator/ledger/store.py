@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from itertools import islice
-from operator import add, lt
+from operator import add, attrgetter, lt
 
 from perf_aggregator.ledger.chunks import Chunks
 from perf_aggregator.ledger.trades import (
@@ -310,21 +310,15 @@ _KEY_SIDES = ("b", "s")
 
 
 def _record(trade: Trade) -> str:
-    """The fields of ``trade`` without a column, as text: the decimals, then the fee currency's
-    length, the fee currency and the order id (which may hold any character)."""
-    pnl, currency = trade.exchange_realized_pnl, trade.fee_currency
-    return (
-        f"{trade.amount!s} {trade.price!s} {trade.cost!s} {trade.fee_cost!s} {'' if pnl is None else pnl!s} "
-        f"{len(currency)} {currency}{trade.order_id}"
-    )
+    """The fields of ``trade`` without a column, as text (:func:`_texts`)."""
+    (record,) = _texts((_record_fields(trade),))
+    return record
 
 
 def _records(run: TradeColumns) -> list[str]:
-    """:func:`_record` of each trade of ``run`` (the same text, in one loop without a call per trade)."""
-    return [
-        f"{amount!s} {price!s} {cost!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
-        f"{len(currency)} {currency}{order_id}"
-        for amount, price, cost, fee_cost, pnl, currency, order_id in zip(
+    """:func:`_record` of each trade of ``run``, in one loop without a call per trade."""
+    return _texts(
+        zip(
             run.amount,
             run.price,
             run.cost,
@@ -334,4 +328,21 @@ def _records(run: TradeColumns) -> list[str]:
             run.order_id,
             strict=True,
         )
+    )
+
+
+_record_fields = attrgetter(
+    "amount", "price", "cost", "fee_cost", "exchange_realized_pnl", "fee_currency", "order_id"
+)
+
+
+def _texts(
+    fields: Iterable[tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None, str, str]],
+) -> list[str]:
+    """The records of trades given as :data:`_record_fields`: the decimals, then the fee
+    currency's length, the fee currency and the order id (which may hold any character)."""
+    return [
+        f"{amount!s} {price!s} {cost!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
+        f"{len(currency)} {currency}{order_id}"
+        for amount, price, cost, fee_cost, pnl, currency, order_id in fields
     ]
