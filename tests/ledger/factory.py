@@ -9,8 +9,8 @@ from perf_aggregator.formats import parse_rfc3339
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, PriceBook
 from perf_aggregator.ledger.trades import Side, Trade, columns_of
-from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
+from perf_aggregator.metrics.precision import EXACT
 
 MINUTE = 60_000
 HOUR = 3_600_000

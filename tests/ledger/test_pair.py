@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, Trade, columns_of
-from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 from .factory import HOUR, apply_one, at, make_trade, record_close, record_fill
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perf_aggregator.metrics.daily import EXACT, DailyPnl, DailyStats
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.daily import DailyPnl, DailyStats
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 from perf_aggregator.metrics.stats import (
     daily_series,
     daily_volatility,

@@ -57,7 +57,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from functools import cache
 from typing import Any
 
@@ -77,7 +77,8 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import Side, Trade
+from perf_aggregator.ledger.trades import Side, Trade, cost_of
+from perf_aggregator.metrics.precision import EXACT
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 log = logging.getLogger(__name__)
@@ -391,7 +392,7 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
         side=side,
         amount=amount,
         price=price,
-        cost=amount * price,
+        cost=cost_of(amount, price),
         fee_cost=fee_cost,
         fee_currency=fee_currency,
         timestamp=int(entry["timestamp"]),
@@ -399,20 +400,24 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
 
 
 def trade_fee(entry: Mapping[str, Any], market: Market, price: Decimal) -> tuple[Decimal, str]:
-    """A trade's fee as one ``(cost, currency)`` (module docstring); ``ValueError`` if it cannot be."""
-    listed = entry.get("fees") or [entry.get("fee") or {}]
-    by_currency: dict[str, Decimal] = {}
-    for fee in listed:
-        if fee.get("cost") is not None:
-            currency = str(fee.get("currency") or market.quote)
-            by_currency[currency] = by_currency.get(currency, Decimal(0)) + decimal(fee["cost"])
-    if len(by_currency) > 1:
-        by_currency = {currency: cost for currency, cost in by_currency.items() if cost != 0}
-    if not by_currency:
-        return Decimal(0), market.quote
-    if len(by_currency) == 1:
-        ((currency, cost),) = by_currency.items()
-        return cost, currency
-    if set(by_currency) == {market.base, market.quote}:
-        return by_currency[market.quote] + by_currency[market.base] * price, market.quote
-    raise ValueError("fees in several currencies")
+    """A trade's fee as one ``(cost, currency)`` (module docstring); ``ValueError`` if it cannot be.
+
+    Sums and products are exact (:data:`EXACT`), as METRICS.md asks.
+    """
+    with localcontext(EXACT):
+        listed = entry.get("fees") or [entry.get("fee") or {}]
+        by_currency: dict[str, Decimal] = {}
+        for fee in listed:
+            if fee.get("cost") is not None:
+                currency = str(fee.get("currency") or market.quote)
+                by_currency[currency] = by_currency.get(currency, Decimal(0)) + decimal(fee["cost"])
+        if len(by_currency) > 1:
+            by_currency = {currency: cost for currency, cost in by_currency.items() if cost != 0}
+        if not by_currency:
+            return Decimal(0), market.quote
+        if len(by_currency) == 1:
+            ((currency, cost),) = by_currency.items()
+            return cost, currency
+        if set(by_currency) == {market.base, market.quote}:
+            return by_currency[market.quote] + by_currency[market.base] * price, market.quote
+        raise ValueError("fees in several currencies")

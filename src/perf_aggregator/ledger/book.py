@@ -22,9 +22,9 @@ from perf_aggregator.ledger.prices import (
 from perf_aggregator.ledger.store import Rank, SymbolTrades, gallop, rank_of
 from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, check_values, columns_of
 from perf_aggregator.metrics import documents
-from perf_aggregator.metrics.daily import EXACT, DailyPnl
+from perf_aggregator.metrics.daily import DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 _ZERO = Decimal(0)
 _REPLAY_PAGE = 1000

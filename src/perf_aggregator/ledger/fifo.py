@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, TradeColumns
-from perf_aggregator.metrics.daily import EXACT
 from perf_aggregator.metrics.figures import DAY_MS, Figures
+from perf_aggregator.metrics.precision import EXACT
 
 _ZERO = Decimal(0)
 _exact_add = EXACT.add

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Literal, NamedTuple
 
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
@@ -51,6 +51,12 @@ class Trade(NamedTuple):
     def order(self) -> OrderKey:
         """Processing order: ``(timestamp, id, side)``, numeric ids as integers, buy before sell."""
         return order_key(self.timestamp, self.id, self.side)
+
+
+def cost_of(amount: Decimal, price: Decimal) -> Decimal:
+    """A trade's ``cost``, ``amount * price``, exact whatever the digits (METRICS.md: products are
+    exact; the default decimal context rounds past 28 significant digits)."""
+    return EXACT.multiply(amount, price)
 
 
 def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:

@@ -13,18 +13,9 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import (
-    MAX_PREC,
-    ROUND_HALF_EVEN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-)
+from decimal import Decimal
 
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 from perf_aggregator.metrics.stats import (
     daily_series,
     daily_volatility,
@@ -32,11 +23,6 @@ from perf_aggregator.metrics.stats import (
     sharpe_ratio,
     sortino_ratio,
 )
-
-EXACT = Context(
-    prec=MAX_PREC, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
-)
-"""Exact sums and products (``Inexact`` traps: a result that would need rounding raises)."""
 
 _ZERO = Decimal(0)
 _SQRT_DAYS_PER_YEAR = math.sqrt(365)

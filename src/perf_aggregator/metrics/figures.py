@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TypeVar
 
-from perf_aggregator.metrics.daily import EXACT
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 DAY_MS = 86_400_000
 _ZERO = Decimal(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import ccxt
@@ -114,7 +115,7 @@ def test_parse_fill_matches_ccxt(raw: dict[str, Any]) -> None:
         (ours.fee_cost, theirs["fee"]["cost"]),
     ):
         assert mine == pytest.approx(Decimal(str(oracle)), rel=Decimal("1e-12"))
-    assert ours.cost == ours.amount * ours.price
+    assert Fraction(ours.cost) == Fraction(ours.amount) * Fraction(ours.price)  # exact
     assert ours.market_type == "spot" and (ours.base, ours.quote) == (market.base, market.quote)
 
 
