@@ -46,8 +46,7 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import Trade
-from perf_aggregator.metrics.precision import EXACT
+from perf_aggregator.ledger.trades import EXACT, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"

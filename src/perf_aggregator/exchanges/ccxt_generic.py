@@ -77,8 +77,7 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import Side, Trade, cost_of
-from perf_aggregator.metrics.precision import EXACT
+from perf_aggregator.ledger.trades import EXACT, Side, Trade, cost_of
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Literal, NamedTuple
 
-from perf_aggregator.metrics.precision import CONTEXT, EXACT
+from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import EXACT as EXACT  # cost_of's context, for the parsers
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
