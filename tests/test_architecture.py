@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "perf_aggregator"
-SHARED = {"formats", "clock", "protocol", "config", "telemetry"}
+SHARED = {"formats", "clock", "protocol", "config", "telemetry", "heap"}
 """Leaf modules any component may use."""
 
 # component -> components it must never import

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from typing import Annotated
 
 import typer
+
+from perf_aggregator import heap
 
 
 def serve() -> None:
@@ -23,10 +24,7 @@ def serve() -> None:
     )
     app = create_app(settings)
     load_connectors()
-    # What is loaded by now (ccxt alone is some 170k objects) lives as long as the process: frozen,
-    # it is left out of the collector's passes, each full one of which would otherwise walk it all
-    # (about 0.1 s with the GIL held, several times per million trades ingested).
-    gc.freeze()
+    heap.settle()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
