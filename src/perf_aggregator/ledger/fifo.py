@@ -147,7 +147,7 @@ class FifoBook:
                     # value through the division.
                     open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
                     holding_sum += q * (timestamp - lot_time)
-                matched = amount - remaining
+                matched = amount - remaining if remaining else amount  # (skips a subtraction of 0)
                 # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
                 move = value - price * matched if short else price * matched - value
                 if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
