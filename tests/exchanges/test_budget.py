@@ -53,6 +53,17 @@ def test_a_per_second_limit_holds_in_every_second() -> None:
     assert most_in_a_window(send_greedily(low, clock, 1, 200), 1.0, 1) <= 10
 
 
+def test_a_spread_keeps_bunched_arrivals_within_the_limit() -> None:
+    """Coinbase's public 10 per second, counted as requests arrive: without a spread, sends on
+    schedule that arrive bunched by 0.3 s (held up on their way) exceed the limit in a second."""
+    clock = FakeClock()
+    tight = send_greedily(RequestBudget(10, window_s=1, clock=clock), clock, 1, 200)
+    assert most_in_a_window(tight, 1.3, 1) > 10
+    spread = send_greedily(RequestBudget(10, window_s=1, spread_s=0.25, clock=clock), clock, 1, 200)
+    assert most_in_a_window(spread, 1.25, 1) <= 10 * (HEADROOM + BURST) < 10
+    assert 200 / (spread[-1] - spread[0]) == pytest.approx(10 * HEADROOM / 1.25, rel=0.05)
+
+
 def test_a_decaying_call_counter_never_overflows() -> None:
     """Kraken's counter (at most 15, -0.33 per second, TradesHistory costs 2) as a GCRA."""
     clock = FakeClock()

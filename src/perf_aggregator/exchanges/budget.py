@@ -13,7 +13,10 @@ session).
 A budget is a GCRA schedule: a limit per window (Binance's weight per minute,
 Coinbase's requests per second) paced at ``HEADROOM`` of the limit, with a
 burst of ``BURST`` of the limit, so that any window holds at most
-``(HEADROOM + BURST) * limit``. A leaky-bucket counter (Kraken's: at most
+``(HEADROOM + BURST) * limit``. Requests sent on schedule can arrive bunched (held up in this
+process, on the way or at the exchange's door); a budget given a ``spread_s`` keeps that promise for
+any ``window_s + spread_s`` of sends, so that arrivals bunched by up to ``spread_s`` still fit a
+window. A leaky-bucket counter (Kraken's: at most
 ``maximum``, decaying by ``decay`` per second) is the same schedule with
 ``window_s=1``, ``limit=decay`` and an explicit ``burst`` of the counter's room.
 """
@@ -48,11 +51,13 @@ class RequestBudget:
         window_s: float = MINUTE_S,
         burst: float | None = None,
         headroom: float = HEADROOM,
+        spread_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``limit`` weight per ``window_s`` seconds; ``burst`` (weight) defaults to ``BURST``
-        of the limit, at least 1."""
+        of the limit, at least 1; ``spread_s``: how far arrivals may bunch (module docstring)."""
         self.window_s = window_s
+        self._spread_s = spread_s
         self._burst = burst
         self._headroom = headroom
         self._clock = clock
@@ -71,7 +76,7 @@ class RequestBudget:
         now = self._clock()
         level = max(0.0, self._tat - now) / self._seconds_per_weight if self._seconds_per_weight else 0.0
         self.limit = limit
-        self._seconds_per_weight = self.window_s / (limit * self._headroom)
+        self._seconds_per_weight = (self.window_s + self._spread_s) / (limit * self._headroom)
         self._capacity = self._burst if self._burst is not None else max(1.0, limit * BURST)
         self._tolerance = self._capacity * self._seconds_per_weight
         self._tat = now + level * self._seconds_per_weight
@@ -116,13 +121,18 @@ _BUDGETS: dict[str, RequestBudget] = {}
 
 
 def budget_for(
-    scope: str, limit: float, *, window_s: float = MINUTE_S, burst: float | None = None
+    scope: str,
+    limit: float,
+    *,
+    window_s: float = MINUTE_S,
+    burst: float | None = None,
+    spread_s: float = 0.0,
 ) -> RequestBudget:
     """The process-wide budget of ``scope`` (an origin plus API family, or plus a key digest).
 
-    The first caller's limit, window and burst create it; later callers share it as it is.
+    The first caller's limit, window, burst and spread create it; later callers share it as it is.
     """
     budget = _BUDGETS.get(scope)
     if budget is None:
-        budget = _BUDGETS[scope] = RequestBudget(limit, window_s=window_s, burst=burst)
+        budget = _BUDGETS[scope] = RequestBudget(limit, window_s=window_s, burst=burst, spread_s=spread_s)
     return budget
