@@ -47,7 +47,6 @@ def make_trade(
         side=side,
         amount=qty,
         price=px,
-        cost=qty * px,
         fee_cost=Decimal(fee),
         fee_currency=fee_currency or quote,
         timestamp=t,

@@ -206,11 +206,10 @@ def _split(trade: Trade, share: Decimal) -> list[Trade]:
     amount, fee = trade.amount * share, trade.fee_cost * share
     rest = trade.amount - amount
     return [
-        trade._replace(amount=amount, cost=amount * trade.price, fee_cost=fee),
+        trade._replace(amount=amount, fee_cost=fee),
         trade._replace(
             id=str(int(trade.id) + 1),
             amount=rest,
-            cost=rest * trade.price,
             fee_cost=trade.fee_cost - fee,
         ),
     ]

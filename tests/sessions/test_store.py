@@ -67,7 +67,6 @@ def trade(n: int, symbol: str = "BTC/USDT", **fields: object) -> Trade:
         "side": "buy" if n % 2 else "sell",
         "amount": Decimal("0.00120000"),
         "price": Decimal("64123.10"),
-        "cost": Decimal("76.947720000"),
         "fee_cost": Decimal("1.2E-7"),
         "fee_currency": "BNB",
         "timestamp": NOW - HOUR + n,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -46,7 +46,7 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import EXACT, Trade
+from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
@@ -76,35 +76,32 @@ def parse_trades(raw: Sequence[dict[str, Any]], market: Market) -> list[Trade]:
 
     This runs for every fill fetched: the fields are taken in one call per element, and each
     trade is made as the tuple it is (``tuple.__new__``), without the Python-level ``__new__``
-    that calling ``Trade`` runs. Costs are :func:`cost_of`'s exact products, taken in its context
-    (a call per trade would cost twice the product).
+    that calling ``Trade`` runs.
     """
     symbol, base, quote = market.symbol, market.base, market.quote
-    with localcontext(EXACT):
-        return [
-            tuple.__new__(
-                Trade,
-                (
-                    str(trade_id),
-                    str(order_id),
-                    symbol,
-                    base,
-                    quote,
-                    "spot",  # market_type
-                    "buy" if is_buyer else "sell",
-                    amount := Decimal(qty),
-                    price := Decimal(price_text),
-                    amount * price,  # cost: cost_of(amount, price), exact in this context
-                    Decimal(commission),  # fee_cost
-                    commission_asset,  # fee_currency
-                    int(time),  # timestamp
-                    None,  # exchange_realized_pnl
-                ),
-            )
-            for trade_id, order_id, qty, price_text, commission, commission_asset, time, is_buyer in map(
-                _TRADE_FIELDS, raw
-            )
-        ]
+    return [
+        tuple.__new__(
+            Trade,
+            (
+                str(trade_id),
+                str(order_id),
+                symbol,
+                base,
+                quote,
+                "spot",  # market_type
+                "buy" if is_buyer else "sell",
+                Decimal(qty),  # amount
+                Decimal(price_text),  # price
+                Decimal(commission),  # fee_cost
+                commission_asset,  # fee_currency
+                int(time),  # timestamp
+                None,  # exchange_realized_pnl
+            ),
+        )
+        for trade_id, order_id, qty, price_text, commission, commission_asset, time, is_buyer in map(
+            _TRADE_FIELDS, raw
+        )
+    ]
 
 
 def parse_trade(raw: dict[str, Any], market: Market) -> Trade:

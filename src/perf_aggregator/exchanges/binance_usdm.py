@@ -37,7 +37,7 @@ from typing import Any
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Market
 from perf_aggregator.exchanges.binance import BinanceApi, BinanceCursor, BinanceSpot
-from perf_aggregator.ledger.trades import Trade, cost_of
+from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://fapi.binance.com"
@@ -80,7 +80,6 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if buy else "sell",
         amount=amount,
         price=price,
-        cost=cost_of(amount, price),
         fee_cost=Decimal(raw["commission"]),
         fee_currency=raw["commissionAsset"],
         timestamp=int(raw["time"]),

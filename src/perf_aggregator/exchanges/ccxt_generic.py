@@ -77,7 +77,7 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import EXACT, Side, Trade, cost_of
+from perf_aggregator.ledger.trades import EXACT, Side, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 log = logging.getLogger(__name__)
@@ -391,7 +391,6 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
         side=side,
         amount=amount,
         price=price,
-        cost=cost_of(amount, price),
         fee_cost=fee_cost,
         fee_currency=fee_currency,
         timestamp=int(entry["timestamp"]),

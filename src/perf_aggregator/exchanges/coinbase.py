@@ -68,7 +68,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import Trade, cost_of
+from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.coinbase.com"
@@ -166,7 +166,6 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if side == "buy" else "sell",
         amount=amount,
         price=price,
-        cost=cost_of(amount, price),
         fee_cost=Decimal(str(raw.get("commission") or "0")),
         fee_currency=market.quote,
         timestamp=parse_time_ms(str(raw["trade_time"])),

@@ -72,7 +72,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import Trade, cost_of
+from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.kraken.com"
@@ -187,7 +187,6 @@ def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
         side=side,
         amount=amount,
         price=price,
-        cost=cost_of(amount, price),
         fee_cost=Decimal(raw["fee"]),
         fee_currency=market.quote,
         timestamp=time_ms(raw["time"]),

@@ -102,11 +102,10 @@ class FifoBook:
         # Closes come in time order: the current day's sum stays in locals until the day changes.
         day: int | None = None
         day_pnl = _ZERO
-        for side, amount, price, cost, fee_usd, timestamp, quote_rate, fee_rate in zip(
+        for side, amount, price, fee_usd, timestamp, quote_rate, fee_rate in zip(
             run.side,
             run.amount,
             run.price,
-            run.cost,
             run.fee_cost,
             times,
             quote_rates,
@@ -118,7 +117,8 @@ class FifoBook:
                 continue
             if fee_rate is not ONE:  # fee_usd is the fee cost until here
                 fee_usd = _ZERO if fee_rate is ZERO_FEE_RATE else fee_usd * fee_rate
-            volume += cost if quote_rate is ONE else cost * quote_rate
+            # the trade's cost, amount * price, in the ledger's context (as the volume's sum)
+            volume += amount * price if quote_rate is ONE else amount * price * quote_rate
             fees += fee_usd
             buy = side == "buy"
             remaining = amount

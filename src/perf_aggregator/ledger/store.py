@@ -1,7 +1,7 @@
 """Compact storage of one symbol's trades, in processing order, with the USD rates they were valued at.
 
 A session may hold millions of fills, so a stored trade is not a :class:`Trade` object
-(about 700 bytes with its decimals and strings) but about 170 bytes: its time, id and side in
+(about 600 bytes with its decimals and strings) but about 150 bytes: its time, id and side in
 typed columns (what ordering, paging and deduplication read), the rest in one short text
 record (exact decimal strings, which keep their exponent, then the fee currency and the order
 id), and references to the two rate objects it was valued with (shared with the price book).
@@ -252,7 +252,7 @@ class SymbolTrades:
 
     def trade(self, i: int) -> Trade:
         """The ``i``-th stored trade, equal to the one appended."""
-        amount, price, cost, fee_cost, pnl, length, rest = self._records[i].split(" ", 6)
+        amount, price, fee_cost, pnl, length, rest = self._records[i].split(" ", 5)
         size = int(length)
         # Positional, in field order (keywords cost a third more, and replays rebuild every trade).
         return Trade(
@@ -265,7 +265,6 @@ class SymbolTrades:
             _SIDES[self.sides[i]],  # side
             Decimal(amount),
             Decimal(price),
-            Decimal(cost),
             Decimal(fee_cost),
             rest[:size],  # fee_currency
             self.times[i],  # timestamp
@@ -321,7 +320,6 @@ def _records(run: TradeColumns) -> list[str]:
         zip(
             run.amount,
             run.price,
-            run.cost,
             run.fee_cost,
             run.exchange_realized_pnl,
             run.fee_currency,
@@ -332,17 +330,17 @@ def _records(run: TradeColumns) -> list[str]:
 
 
 _record_fields = attrgetter(
-    "amount", "price", "cost", "fee_cost", "exchange_realized_pnl", "fee_currency", "order_id"
+    "amount", "price", "fee_cost", "exchange_realized_pnl", "fee_currency", "order_id"
 )
 
 
 def _texts(
-    fields: Iterable[tuple[Decimal, Decimal, Decimal, Decimal, Decimal | None, str, str]],
+    fields: Iterable[tuple[Decimal, Decimal, Decimal, Decimal | None, str, str]],
 ) -> list[str]:
     """The records of trades given as :data:`_record_fields`: the decimals, then the fee
     currency's length, the fee currency and the order id (which may hold any character)."""
     return [
-        f"{amount!s} {price!s} {cost!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
+        f"{amount!s} {price!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
         f"{len(currency)} {currency}{order_id}"
-        for amount, price, cost, fee_cost, pnl, currency, order_id in fields
+        for amount, price, fee_cost, pnl, currency, order_id in fields
     ]

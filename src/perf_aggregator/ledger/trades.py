@@ -7,10 +7,12 @@ from decimal import Decimal, InvalidOperation, localcontext
 from typing import Literal, NamedTuple
 
 from perf_aggregator.metrics.precision import CONTEXT
-from perf_aggregator.metrics.precision import EXACT as EXACT  # cost_of's context, for the parsers
+from perf_aggregator.metrics.precision import EXACT as EXACT  # re-exported for the parsers
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]
+
+_exact_product = EXACT.multiply
 
 TradeKey = tuple[str, str, str]
 """``(symbol, id, side)``: the identity of a fill within one session's exchange."""
@@ -21,9 +23,11 @@ OrderKey = tuple[int, tuple[int, int | str], int]
 class Trade(NamedTuple):
     """One fill as the exchange reported it, with exact decimal amounts.
 
-    ``timestamp`` is epoch milliseconds; ``cost`` is ``amount * price``. Immutable; a named
-    tuple rather than a frozen dataclass because one is made for every fill fetched and for every
-    trade a replay rebuilds, and a tuple is made in a third of the time.
+    ``timestamp`` is epoch milliseconds; :attr:`cost` is ``amount * price``, taken when read
+    (METRICS.md defines it so: no exchange's own figure is kept, and nothing is stored or checked
+    twice). Immutable; a named tuple rather than a frozen dataclass because one is made
+    for every fill fetched and for every trade a replay rebuilds, and a tuple is made in a third of
+    the time.
     """
 
     id: str
@@ -35,13 +39,18 @@ class Trade(NamedTuple):
     side: Side
     amount: Decimal
     price: Decimal
-    cost: Decimal
     fee_cost: Decimal
     fee_currency: str
     timestamp: int
     exchange_realized_pnl: Decimal | None = None
     """The exchange's own realized pnl for this fill where it reports one (Binance USD-M
     ``realizedPnl``, average-cost based): shown beside ours for comparison, never used."""
+
+    @property
+    def cost(self) -> Decimal:
+        """``amount * price`` in quote units, exact whatever the digits (METRICS.md: products are
+        exact; the default decimal context would round past 28 significant digits)."""
+        return _exact_product(self.amount, self.price)
 
     @property
     def key(self) -> TradeKey:
@@ -52,12 +61,6 @@ class Trade(NamedTuple):
     def order(self) -> OrderKey:
         """Processing order: ``(timestamp, id, side)``, numeric ids as integers, buy before sell."""
         return order_key(self.timestamp, self.id, self.side)
-
-
-def cost_of(amount: Decimal, price: Decimal) -> Decimal:
-    """A trade's ``cost``, ``amount * price``, exact whatever the digits (METRICS.md: products are
-    exact; the default decimal context rounds past 28 significant digits)."""
-    return EXACT.multiply(amount, price)
 
 
 def order_key(timestamp: int, trade_id: str, side: str) -> OrderKey:
@@ -88,7 +91,6 @@ class TradeColumns(NamedTuple):
     side: tuple[Side, ...]
     amount: tuple[Decimal, ...]
     price: tuple[Decimal, ...]
-    cost: tuple[Decimal, ...]
     fee_cost: tuple[Decimal, ...]
     fee_currency: tuple[str, ...]
     timestamp: tuple[int, ...]
@@ -114,14 +116,14 @@ class ImpossibleTrade(ValueError):
 _ZERO = Decimal(0)
 _SMALLEST = Decimal("1E-30")
 _LIMIT = Decimal("1E+30")
-"""Amounts and prices are within ``[_SMALLEST, _LIMIT)``, costs and fees within ``[0, _LIMIT)``, an
-exchange's own pnl within ``[-_LIMIT, _LIMIT)``: far beyond any real market, and no product or sum
-the ledger takes of such numbers can overflow."""
+"""Amounts and prices are within ``[_SMALLEST, _LIMIT)`` (so costs within ``[_SMALLEST ** 2,
+_LIMIT ** 2)``), fees within ``[0, _LIMIT)``, an exchange's own pnl within ``[-_LIMIT, _LIMIT)``:
+far beyond any real market, and no product or sum the ledger takes of such numbers can overflow."""
 
 
 def check_values(run: TradeColumns) -> None:
     """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
-    and a non-negative cost and fee, all finite numbers within the ledger's range, as is the
+    and a non-negative fee, all finite numbers within the ledger's range, as is the
     exchange's own pnl where it gives one (the message names the field, not the values).
     Column passes at C speed: this runs for every page."""
     if not run.id:
@@ -129,7 +131,6 @@ def check_values(run: TradeColumns) -> None:
     fields: list[tuple[str, Sequence[Decimal], Decimal]] = [
         ("amount", run.amount, _SMALLEST),
         ("price", run.price, _SMALLEST),
-        ("cost", run.cost, _ZERO),
         ("fee_cost", run.fee_cost, _ZERO),
     ]
     pnls = run.exchange_realized_pnl

@@ -399,6 +399,7 @@ def _parse_trades(doc: Any) -> list[Trade]:
              amount, price, cost, fee_cost, fee_currency, timestamp, pnl) = row  # fmt: skip
             if market_type not in _MARKET_TYPES or side not in _SIDES:
                 raise ValueError
+            _typed(cost, str)  # amount * price, kept in the row for the format's sake
             trades.append(
                 Trade(
                     id=_typed(trade_id, str),
@@ -410,7 +411,6 @@ def _parse_trades(doc: Any) -> list[Trade]:
                     side=side,
                     amount=Decimal(_typed(amount, str)),
                     price=Decimal(_typed(price, str)),
-                    cost=Decimal(_typed(cost, str)),
                     fee_cost=Decimal(_typed(fee_cost, str)),
                     fee_currency=_typed(fee_currency, str),
                     timestamp=_typed(timestamp, int),
