@@ -135,7 +135,7 @@ def test_columns_hold_each_field_of_a_run_in_order() -> None:
         ("price", "0E-8"),
         ("price", "-Infinity"),
         ("price", "1E+999999"),
-        ("fee_cost", "-0.00000001"),
+        ("fee_cost", "-1E+31"),
         ("fee_cost", "Infinity"),
         ("exchange_realized_pnl", "sNaN"),
         ("exchange_realized_pnl", "-1E+400000"),
@@ -152,16 +152,33 @@ def test_a_run_with_an_impossible_number_is_refused_naming_the_field_not_the_val
     assert value not in str(refused.value)
 
 
-def test_the_ends_of_the_range_and_zero_fees_are_accepted() -> None:
+def test_the_ends_of_the_range_and_zero_and_negative_fees_are_accepted() -> None:
     good = by_keyword()
     edges = [
         good._replace(amount=Decimal("1E-30"), price=Decimal("9.99E+29"), fee_cost=Decimal(0)),
+        good._replace(fee_cost=Decimal("-1E+30")),
+        good._replace(fee_cost=Decimal("9.99E+29")),
         good._replace(amount=Decimal("9.99E+29"), price=Decimal("1E-30")),
         good._replace(exchange_realized_pnl=Decimal("-1E+30")),
         good._replace(exchange_realized_pnl=Decimal("9.99E+29")),
     ]
     check_values(columns_of(edges))
     check_values(columns_of([]))
+
+
+def test_a_maker_rebate_is_a_negative_fee_the_ledger_takes() -> None:
+    """Binance USD-M reports a rebate as a negative commission (EXCHANGES.md's example)."""
+    rebate = by_keyword()._replace(
+        symbol="BTC/USDT:USDT",
+        base="BTC",
+        quote="USDT",
+        market_type="swap",
+        fee_cost=Decimal("-0.07819010"),
+        fee_currency="USDT",
+    )
+    ledger = Ledger(PriceBook({"BTC/USDT:USDT"}))
+    assert ledger.add([rebate]) == 1
+    assert ledger.totals_document()["fees_usd"] == "-0.0781901"
 
 
 def test_a_batch_with_one_impossible_trade_stores_nothing() -> None:

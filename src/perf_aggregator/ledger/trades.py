@@ -113,17 +113,17 @@ class ImpossibleTrade(ValueError):
     """A trade whose numbers no exchange can have reported (METRICS.md "Trades")."""
 
 
-_ZERO = Decimal(0)
 _SMALLEST = Decimal("1E-30")
 _LIMIT = Decimal("1E+30")
 """Amounts and prices are within ``[_SMALLEST, _LIMIT)`` (so costs within ``[_SMALLEST ** 2,
-_LIMIT ** 2)``), fees within ``[0, _LIMIT)``, an exchange's own pnl within ``[-_LIMIT, _LIMIT)``:
-far beyond any real market, and no product or sum the ledger takes of such numbers can overflow."""
+_LIMIT ** 2)``), fees and an exchange's own pnl within ``[-_LIMIT, _LIMIT)`` (a negative fee is a
+maker rebate, kept with its sign: Binance USD-M): far beyond any real market, and no product or sum
+the ledger takes of such numbers can overflow."""
 
 
 def check_values(run: TradeColumns) -> None:
     """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
-    and a non-negative fee, all finite numbers within the ledger's range, as is the
+    and a fee (negative: a rebate), all finite numbers within the ledger's range, as is the
     exchange's own pnl where it gives one (the message names the field, not the values).
     Column passes at C speed: this runs for every page."""
     if not run.id:
@@ -131,7 +131,7 @@ def check_values(run: TradeColumns) -> None:
     fields: list[tuple[str, Sequence[Decimal], Decimal]] = [
         ("amount", run.amount, _SMALLEST),
         ("price", run.price, _SMALLEST),
-        ("fee_cost", run.fee_cost, _ZERO),
+        ("fee_cost", run.fee_cost, -_LIMIT),
     ]
     pnls = run.exchange_realized_pnl
     if pnls.count(None) != len(pnls):  # reported by some exchanges (a spot page has none)
