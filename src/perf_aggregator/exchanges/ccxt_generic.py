@@ -57,7 +57,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
@@ -81,6 +81,7 @@ from perf_aggregator.ledger.trades import EXACT, Side, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 log = logging.getLogger(__name__)
+_ZERO = Decimal(0)
 
 ALL_PAIRS = "*"
 """The pseudo-symbol under which every market's trades are read, where the exchange allows it."""
@@ -399,23 +400,20 @@ def _trade(entry: Mapping[str, Any], markets: Mapping[str, Market]) -> Trade | N
 
 def trade_fee(entry: Mapping[str, Any], market: Market, price: Decimal) -> tuple[Decimal, str]:
     """A trade's fee as one ``(cost, currency)`` (module docstring); ``ValueError`` if it cannot be.
-
-    Sums and products are exact (:data:`EXACT`), as METRICS.md asks.
-    """
-    with localcontext(EXACT):
-        listed = entry.get("fees") or [entry.get("fee") or {}]
-        by_currency: dict[str, Decimal] = {}
-        for fee in listed:
-            if fee.get("cost") is not None:
-                currency = str(fee.get("currency") or market.quote)
-                by_currency[currency] = by_currency.get(currency, Decimal(0)) + decimal(fee["cost"])
-        if len(by_currency) > 1:
-            by_currency = {currency: cost for currency, cost in by_currency.items() if cost != 0}
-        if not by_currency:
-            return Decimal(0), market.quote
-        if len(by_currency) == 1:
-            ((currency, cost),) = by_currency.items()
-            return cost, currency
-        if set(by_currency) == {market.base, market.quote}:
-            return by_currency[market.quote] + by_currency[market.base] * price, market.quote
-        raise ValueError("fees in several currencies")
+    Sums and products are exact (:data:`EXACT`), as METRICS.md asks."""
+    listed = entry.get("fees") or [entry.get("fee") or {}]
+    by_currency: dict[str, Decimal] = {}
+    for fee in listed:
+        if fee.get("cost") is not None:
+            currency = str(fee.get("currency") or market.quote)
+            by_currency[currency] = EXACT.add(by_currency.get(currency, _ZERO), decimal(fee["cost"]))
+    if len(by_currency) > 1:
+        by_currency = {currency: cost for currency, cost in by_currency.items() if cost != 0}
+    if not by_currency:
+        return _ZERO, market.quote
+    if len(by_currency) == 1:
+        ((currency, cost),) = by_currency.items()
+        return cost, currency
+    if set(by_currency) == {market.base, market.quote}:
+        return EXACT.fma(by_currency[market.base], price, by_currency[market.quote]), market.quote
+    raise ValueError("fees in several currencies")
