@@ -17,6 +17,7 @@ from perf_aggregator.exchanges.binance import BinanceCursor
 from perf_aggregator.exchanges.coinbase import CoinbaseCursor
 from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.polling.scheduler import PollProgress
+from perf_aggregator.sessions import store as store_module
 from perf_aggregator.sessions.store import STORE_FILE, SessionRecord, SessionStore, StoredSession
 from perf_aggregator.tee.credentials import ExchangeCredentials
 from perf_aggregator.tee.sealing import Sealer
@@ -151,6 +152,24 @@ def test_a_session_round_trips_exactly(store: SessionStore, data_dir: Path) -> N
     assert one.progress == final
     assert loaded["s2"].trades == [] and loaded["s2"].progress == PollProgress()
     assert loaded["s2"].credentials.api_secret == "t" * 64
+
+
+def test_a_batch_sealed_with_the_earlier_rows_holding_cost_still_opens(
+    store: SessionStore, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written before ``Trade.cost`` was derived held it after the price; it is dropped."""
+    written = store_module._trades_json
+
+    def with_cost(trades: list[Trade]) -> list[list[object]]:
+        return [[*row[:9], str(t.cost), *row[9:]] for row, t in zip(written(trades), trades, strict=True)]
+
+    monkeypatch.setattr(store_module, "_trades_json", with_cost)
+    store.create(record("s1"), credentials())
+    store.append("s1", [trade(1), trade(2)], PollProgress())
+    monkeypatch.undo()
+    store.append("s1", [trade(3)], PollProgress())
+    [loaded] = reopen(store, data_dir)
+    assert exact(loaded.trades) == exact([trade(1), trade(2), trade(3)])
 
 
 def test_renewal_replaces_the_record(store: SessionStore, data_dir: Path) -> None:

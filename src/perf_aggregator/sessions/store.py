@@ -380,11 +380,15 @@ def _parse_state(doc: Any) -> tuple[PollProgress, int]:
         raise StoredDataError("a stored poll state is malformed") from None
 
 
+_ROW_WITH_COST, _COST_AT = 14, 9
+"""Rows sealed by earlier versions also held ``cost`` (``amount * price``), after the price."""
+
+
 def _trades_json(trades: Sequence[Trade]) -> list[list[Any]]:
     return [
         [
             t.id, t.order_id, t.symbol, t.base, t.quote, t.market_type, t.side,
-            str(t.amount), str(t.price), str(t.cost), str(t.fee_cost), t.fee_currency, t.timestamp,
+            str(t.amount), str(t.price), str(t.fee_cost), t.fee_currency, t.timestamp,
             None if t.exchange_realized_pnl is None else str(t.exchange_realized_pnl),
         ]
         for t in trades
@@ -395,11 +399,12 @@ def _parse_trades(doc: Any) -> list[Trade]:
     try:
         trades = []
         for row in _typed(doc, list):
+            if len(_typed(row, list)) == _ROW_WITH_COST:  # written before cost was derived
+                del row[_COST_AT]
             (trade_id, order_id, symbol, base, quote, market_type, side,
-             amount, price, cost, fee_cost, fee_currency, timestamp, pnl) = row  # fmt: skip
+             amount, price, fee_cost, fee_currency, timestamp, pnl) = row  # fmt: skip
             if market_type not in _MARKET_TYPES or side not in _SIDES:
                 raise ValueError
-            _typed(cost, str)  # amount * price, kept in the row for the format's sake
             trades.append(
                 Trade(
                     id=_typed(trade_id, str),
