@@ -81,12 +81,6 @@ OVERLAP_MS = 15 * MINUTE_MS
 """How far before the last sweep's newest fill the next sweep starts."""
 PRIVATE_PER_SECOND = 30
 PUBLIC_PER_SECOND = 10
-ARRIVAL_SPREAD_S = 0.25
-"""How far requests sent on schedule may bunch on their way (``budget``). Coinbase counts requests
-in any one second as they arrive. Paced at 80% of the limit with a burst of 10%, eleven public
-requests span 1.25 s: arrivals bunched by more than 1/4 s put eleven in one second (one such 429
-was seen in a loaded test run). With the spread, any 1.25 s of sends holds 90% of the limit (6.4
-public requests a second), and eleven span 1.56 s."""
 CLOSE_MARGIN_MS = 5_000
 """How long after a minute ends its candle is taken as closed (clock skew allowance)."""
 SEQUENCE_SLACK_MS = 1
@@ -250,10 +244,9 @@ class CoinbaseAdvanced:
         if origin_override:
             override_ccxt_urls(self._ccxt, origin_override)
         self.data_source = origin_of(self._ccxt.urls["api"]["rest"])
-        public, private = f"{self.data_source} public", f"{self.data_source} private "
-        self._public = budget_for(public, PUBLIC_PER_SECOND, window_s=1, spread_s=ARRIVAL_SPREAD_S)
-        private += hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16] if credentials else "none"
-        self._private = budget_for(private, PRIVATE_PER_SECOND, window_s=1, spread_s=ARRIVAL_SPREAD_S)
+        self._public = budget_for(f"{self.data_source} public", PUBLIC_PER_SECOND, window_s=1)
+        key_tag = hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16] if credentials else "none"
+        self._private = budget_for(f"{self.data_source} private {key_tag}", PRIVATE_PER_SECOND, window_s=1)
         self._clock_ms = clock_ms
         self._markets: dict[str, Market] | None = None
         self._by_id: dict[str, Market] = {}

@@ -288,6 +288,8 @@ class KrakenSpot:
             counter_decay_per_s,
             window_s=1,
             burst=counter_max - COUNTER_MARGIN,
+            spread_s=0.0,  # a decaying counter: bunched arrivals raise its peak by a fraction of a
+            # call (decay * ARRIVAL_SPREAD_S), which COUNTER_MARGIN covers
         )
 
     async def close(self) -> None:
