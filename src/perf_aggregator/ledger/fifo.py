@@ -123,11 +123,12 @@ class FifoBook:
             buy = side == "buy"
             remaining = amount
             if lots and buy is short:  # opposite direction: close lots first
-                # Sums over the pieces matched: quote value at the lots' prices and the lots' fee
-                # shares. A piece's pnl is linear in its quantity, so the closed trade's pnl is
-                # taken from these sums once instead of piece by piece; its cost basis and holding
-                # weights go straight to the run's sums.
-                value = open_fees = _ZERO
+                # Sums over the pieces matched: quote value at the lots' prices, the lots' fee
+                # shares, and what the lots' USD rates add to that value where the rate is not
+                # ONE (a stablecoin quote's lots: none). A piece's pnl is linear in its quantity,
+                # so the closed trade's pnl and cost basis are taken from these sums once instead
+                # of piece by piece; its holding weights go straight to the run's sum.
+                value = open_fees = rated = _ZERO
                 while remaining and lots:
                     quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
                     if quantity <= remaining:  # the whole lot
@@ -140,13 +141,15 @@ class FifoBook:
                         lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
                     lot_cost = q * lot_price
                     value += lot_cost
-                    basis_sum += lot_cost if lot_rate is ONE else lot_cost * lot_rate
+                    if lot_rate is not ONE:
+                        rated += lot_cost * lot_rate - lot_cost
                     # fee_share(o, q) = o.fee_usd * q / o.amount: o.fee_usd when q is all of o, as
                     # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
                     # same object, until the lot is split); another q of that value gives the same
                     # value through the division.
                     open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
                     holding_sum += q * (timestamp - lot_time)
+                basis_sum += value if rated is _ZERO else value + rated  # sum of q * o.price * o.rate
                 matched = amount - remaining if remaining else amount  # (skips a subtraction of 0)
                 # sum of q * (c.price - o.price) for a long, q * (o.price - c.price) for a short
                 move = value - price * matched if short else price * matched - value
@@ -160,7 +163,6 @@ class FifoBook:
                 else:
                     position -= matched
                 # The closed trade.
-                realized += pnl
                 closed_quantity += matched
                 closes += 1
                 if pnl > _ZERO:  # (a decimal: comparing with the int 0 converts it each time)
@@ -191,6 +193,8 @@ class FifoBook:
                     unmatched += remaining
         if day is not None:
             days[day] = day_pnl
+        for pnl in days.values():  # the closed trades' pnl, summed exactly by day
+            realized += pnl
         self._short, self.position, self.unmatched = short, position, unmatched
         figures.volume_usd, figures.fees_usd = volume, fees
         figures.realized_pnl_usd, figures.winning_pnl_usd, figures.losing_pnl_usd = (

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from itertools import islice
-from operator import add, attrgetter, lt
+from operator import add, lt
 
 from perf_aggregator.ledger.chunks import Chunks
 from perf_aggregator.ledger.trades import (
@@ -24,6 +24,7 @@ from perf_aggregator.ledger.trades import (
     Side,
     Trade,
     TradeColumns,
+    columns_of,
     order_key,
 )
 
@@ -309,38 +310,28 @@ _KEY_SIDES = ("b", "s")
 
 
 def _record(trade: Trade) -> str:
-    """The fields of ``trade`` without a column, as text (:func:`_texts`)."""
-    (record,) = _texts((_record_fields(trade),))
+    """The fields of ``trade`` without a column, as text (:func:`_records`)."""
+    (record,) = _records(columns_of([trade]))
     return record
 
 
 def _records(run: TradeColumns) -> list[str]:
-    """:func:`_record` of each trade of ``run``, in one loop without a call per trade."""
-    return _texts(
-        zip(
-            run.amount,
-            run.price,
-            run.fee_cost,
-            run.exchange_realized_pnl,
-            run.fee_currency,
-            run.order_id,
-            strict=True,
-        )
-    )
-
-
-_record_fields = attrgetter(
-    "amount", "price", "fee_cost", "exchange_realized_pnl", "fee_currency", "order_id"
-)
-
-
-def _texts(
-    fields: Iterable[tuple[Decimal, Decimal, Decimal, Decimal | None, str, str]],
-) -> list[str]:
-    """The records of trades given as :data:`_record_fields`: the decimals, then the fee
-    currency's length, the fee currency and the order id (which may hold any character)."""
+    """The records of the trades of ``run``: the decimals (``str`` keeps their exponent; no exchange
+    pnl, an empty field), then the fee currency's length, the fee currency and the order id (which
+    may hold any character). One comprehension, without a call per trade: this runs for every trade
+    stored."""
+    currencies = {currency: f"{len(currency)} {currency}" for currency in set(run.fee_currency)}
+    pnls = run.exchange_realized_pnl
+    if pnls.count(None) == len(pnls):  # none reported (spot)
+        return [
+            f"{amount!s} {price!s} {fee_cost!s}  {currencies[currency]}{order_id}"
+            for amount, price, fee_cost, currency, order_id in zip(
+                run.amount, run.price, run.fee_cost, run.fee_currency, run.order_id, strict=True
+            )
+        ]
     return [
-        f"{amount!s} {price!s} {fee_cost!s} {'' if pnl is None else pnl!s} "
-        f"{len(currency)} {currency}{order_id}"
-        for amount, price, fee_cost, pnl, currency, order_id in fields
+        f"{amount!s} {price!s} {fee_cost!s} {'' if pnl is None else pnl!s} {currencies[currency]}{order_id}"
+        for amount, price, fee_cost, pnl, currency, order_id in zip(
+            run.amount, run.price, run.fee_cost, pnls, run.fee_currency, run.order_id, strict=True
+        )
     ]
