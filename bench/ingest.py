@@ -20,11 +20,11 @@ measuring process holds no account:
 * ingest: pages are read from the file one at a time, outside the timed sections (only
   ``parse_trades``, ``Ledger.add``, the release of the page's trades after it and the final read
   are timed), in ``--rounds`` rounds of which the fastest is kept (the host's speed varies from
-  minute to minute), ccxt likewise.
-  Times are the process's CPU time (``time.process_time``), so that other work on a shared
-  machine does not count; wall time is printed beside. ccxt's ``binance().parse_trades``
-  (markets set offline from the simulator's ``exchangeInfo``) then parses the very same pages,
-  timed the same way;
+  minute to minute). Times are the process's CPU time (``time.process_time``), so that other work
+  on a shared machine does not count; wall time is printed beside. ccxt's
+  ``binance().parse_trades`` (markets set offline from the simulator's ``exchangeInfo``) parses
+  the very same pages, timed the same way, a round after each of ours (so that both see the same
+  moments of the host), the fastest kept;
 * memory: the process's resident set (``VmRSS``) after a full garbage collection, just
   before the first page and just after the final read. The interpreter and the price book
   (shared by all sessions of an exchange, read a kline page at a time so that it leaves no
@@ -264,41 +264,48 @@ def ingest(path: str, prices: PriceBook) -> tuple[Ledger, dict[str, Any]]:
     return ledger, measured
 
 
+def ccxt_parse(path: str, markets: dict[str, Market], exchange: Any) -> tuple[float, int]:
+    """CPU seconds of ccxt's ``parse_trades`` on every page at ``path``, and the trades parsed."""
+    cpu = time.process_time
+    seconds = 0.0
+    count = 0
+    for exchange_id, raw in pages(path):
+        symbol = markets[exchange_id].symbol
+        began = cpu()
+        count += len(exchange.parse_trades(raw, exchange.market(symbol)))
+        seconds += cpu() - began
+    return seconds, count
+
+
 def worker(trades: int, path: str, rounds: int) -> dict[str, Any]:
     """Everything measured at one size (see the module docstring)."""
     heap.settle()  # as ``perf-aggregator serve`` does once its connectors are loaded
     markets = our_markets()
     prices = price_book(path)
+    exchange = ccxt_exchange()
+    # Rounds of ours and ccxt's alternate, so that both see the same moments of the host.
     ledger, first = ingest(path, prices)  # the memory is the first round's: a fresh process
     fastest = first
-    for _ in range(rounds - 1):
-        del ledger
-        gc.collect()
-        ledger, measured = ingest(path, prices)
-        if measured["seconds"] < fastest["seconds"]:
-            fastest = measured
+    ccxt_s = math.inf
+    for number in range(rounds):
+        if number:
+            del ledger  # the last round's, released before the next
+            gc.collect()
+            ledger, measured = ingest(path, prices)
+            if measured["seconds"] < fastest["seconds"]:
+                fastest = measured
+        seconds, count = ccxt_parse(path, markets, exchange)
+        assert count == trades
+        ccxt_s = min(ccxt_s, seconds)
     if first["trades"] != trades:
         raise AssertionError(f"unexpected summary: {first['trades']} trades")
     unpriced = ledger.totals_document()["unpriced_trades"]
     last = first["last"]
-
-    exchange = ccxt_exchange()
-    cpu = time.process_time
-    ccxt_s = math.inf
-    for _ in range(rounds):  # the fastest round, as ours
-        seconds = 0.0
-        count = 0
-        for exchange_id, raw in pages(path):
-            symbol = markets[exchange_id].symbol
-            began = cpu()
-            count += len(exchange.parse_trades(raw, exchange.market(symbol)))
-            seconds += cpu() - began
-        assert count == trades
-        ccxt_s = min(ccxt_s, seconds)
     reads_at_size = reads(ledger, last, markets["BTCUSDT"])
     del ledger
 
     # The same pages with each symbol's newest page first: every history page arrives late.
+    cpu = time.process_time
     ledger = Ledger(prices)
     add_s = 0.0
     for exchange_id, raw in pages(path, newest_first=True):
