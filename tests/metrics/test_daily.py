@@ -102,6 +102,17 @@ def test_a_worked_series() -> None:
     assert daily.stats(FIRST, FIRST + 4).max_drawdown == 12
 
 
+def test_the_drawdown_follows_the_last_days_coming_back_to_zero() -> None:
+    daily = DailyPnl({FIRST: Decimal(-1), FIRST + 1: Decimal(-1), FIRST + 2: Decimal(-1)})
+    assert daily.stats(FIRST, FIRST + 3).max_drawdown == 3  # cumulative -1, -2, -3, -3
+    daily.add(FIRST + 2, Decimal(1))  # the last day with closes comes back to 0
+    assert daily.stats(FIRST, FIRST + 3).max_drawdown == 2
+    daily.add(FIRST + 1, Decimal(1))  # and the one before it
+    assert daily.stats(FIRST, FIRST + 3).max_drawdown == 1
+    daily.add(FIRST + 3, Decimal(-5))  # a later day
+    assert daily.stats(FIRST, FIRST + 3).max_drawdown == 6
+
+
 def test_equal_days_have_exactly_zero_deviation() -> None:
     # A third has no finite decimal: summed in a rounding context, n * sum(d^2) - sum(d)^2
     # could come out a hair above 0 and give a huge Sharpe ratio instead of none.

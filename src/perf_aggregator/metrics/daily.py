@@ -145,7 +145,7 @@ class DailyPnl:
             return _ZERO
         last = days[-1]
         prefix = self._prefix
-        if prefix is None:
+        if prefix is None or prefix[0] > last:  # (also when the last days came back to 0: it holds them)
             prefix = (days[0], _ZERO, _ZERO, _ZERO)
         start, cumulative, peak, drawdown = prefix
         # Fold the days from the previous last day up to (excluding) the current one.
