@@ -1,4 +1,5 @@
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -118,6 +119,28 @@ def test_partial_closes_across_lots_and_an_unmatched_remainder() -> None:
     assert summary["avg_holding_seconds"] == 6600.0
     assert summary["trading_days"] == 1
     assert summary["daily_pnl_volatility_usd"] is None
+
+
+def test_sums_and_products_are_exact_however_many_digits() -> None:
+    # 40 significant digits each: products of 80 digits, beyond the 60 digits divisions carry.
+    amount = "1.234567890123456789012345678901234567891"
+    buy_price = "98765.43210987654321098765432109876543211"
+    sell_price = "98765.43210987654321098765432109876543212"
+    a, bought, sold = (Fraction(x) for x in (amount, buy_price, sell_price))
+    ledger = Ledger(PriceBook(MARKETS))
+    ledger.add(
+        [
+            make_trade("1", "buy", amount, buy_price, T10, fee="0.000000000000000000000000000001"),
+            make_trade("2", "sell", amount, sell_price, T10 + HOUR, fee="1000000000000"),
+        ]
+    )
+    (figures,) = ledger.figures()
+    assert Fraction(figures.volume_usd) == a * bought + a * sold
+    assert Fraction(figures.cost_basis_usd) == a * bought
+    assert Fraction(figures.fees_usd) == Fraction("1000000000000.000000000000000000000000000001")
+    expected_pnl = a * (sold - bought) - Fraction("1000000000000.000000000000000000000000000001")
+    assert Fraction(figures.realized_pnl_usd) == expected_pnl
+    assert [Fraction(pnl) for pnl in figures.daily_pnl_usd.values()] == [expected_pnl]
 
 
 def test_an_entirely_unmatched_sell_is_not_a_closed_trade() -> None:

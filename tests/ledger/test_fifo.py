@@ -3,7 +3,7 @@ from decimal import Decimal, localcontext
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.trades import columns_of
 from perf_aggregator.metrics.figures import Figures
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import EXACT
 
 from .factory import HOUR, ClosedTrade, apply_one, at, make_trade
 
@@ -13,7 +13,7 @@ ONE = Decimal(1)
 
 def test_spot_sells_close_the_oldest_lots_first_and_split_them() -> None:
     book = FifoBook("spot")
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         assert apply_one(book, make_trade("1", "buy", "1", "100", T10), Decimal("0.1"), ONE) is None
         assert apply_one(book, make_trade("2", "buy", "2", "110", T10 + HOUR), Decimal("0.4"), ONE) is None
         first = apply_one(book, make_trade("3", "sell", "1.5", "120", T10 + 2 * HOUR), Decimal("0.3"), ONE)
@@ -37,7 +37,7 @@ def test_spot_sells_close_the_oldest_lots_first_and_split_them() -> None:
 
 def test_a_spot_sell_without_lots_is_unmatched_and_closes_nothing() -> None:
     book = FifoBook("spot")
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         assert apply_one(book, make_trade("1", "sell", "0.3", "100", T10), Decimal("0.03"), ONE) is None
     assert book.unmatched == Decimal("0.3")
     assert book.position == 0
@@ -46,7 +46,7 @@ def test_a_spot_sell_without_lots_is_unmatched_and_closes_nothing() -> None:
 
 def test_swap_sell_opens_a_short_and_buy_closes_it_then_opens_a_long() -> None:
     book = FifoBook("swap")
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         assert apply_one(book, make_trade("1", "sell", "1", "50000", T10), Decimal(20), ONE) is None
         assert book.position == -1
         closed = apply_one(book, make_trade("2", "buy", "1.5", "48000", T10 + HOUR), Decimal("28.8"), ONE)
@@ -68,7 +68,7 @@ def test_swap_sell_opens_a_short_and_buy_closes_it_then_opens_a_long() -> None:
 def test_pnl_of_a_non_usd_quote_uses_the_closing_rate_and_basis_the_opening_rate() -> None:
     book = FifoBook("spot")
     symbol = "ETH/BTC"
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         apply_one(book, make_trade("1", "buy", "2", "0.05", T10, symbol=symbol), Decimal(4), Decimal(40000))
         closed = apply_one(
             book, make_trade("2", "sell", "2", "0.06", T10 + HOUR, symbol=symbol), Decimal(6), Decimal(50000)
@@ -86,7 +86,7 @@ def test_closes_before_1970_keep_their_days_pnl() -> None:
         make_trade("2", "sell", "1", "110", start + HOUR),  # +10 on day -2
         make_trade("3", "sell", "1", "90", start + 30 * HOUR),  # -10 on day -1
     ]
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         days = book.record(columns_of(run), [ONE] * 3, [ONE] * 3, figures)
     assert days == {-2: Decimal(10), -1: Decimal(-10)}
     assert figures.realized_pnl_usd == 0

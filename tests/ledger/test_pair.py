@@ -14,7 +14,7 @@ from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, Trade, columns_of
 from perf_aggregator.metrics.figures import DAY_MS, Figures
-from perf_aggregator.metrics.precision import CONTEXT, EXACT
+from perf_aggregator.metrics.precision import EXACT
 
 from .factory import HOUR, apply_one, at, make_trade, record_close, record_fill
 
@@ -56,7 +56,7 @@ def exact(book: FifoBook, figures: Figures) -> str:
 @given(fills(), st.lists(st.integers(0, 30), max_size=4))
 def test_runs_record_as_one_trade_at_a_time(case: tuple[MarketType, list[Fill]], cuts: list[int]) -> None:
     market_type, run = case
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         reference, expected = FifoBook(market_type), Figures()
         for trade, fee_usd, quote_rate in run:
             record_fill(expected, trade, quote_rate, fee_usd)
@@ -82,7 +82,7 @@ def test_runs_record_as_one_trade_at_a_time(case: tuple[MarketType, list[Fill]],
 def test_a_zero_fee_is_worth_zero_at_its_rate() -> None:
     trade = make_trade("1", "buy", "2", "100", T0, fee="0.000")
     book, figures = FifoBook("spot"), Figures()
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         book.record(columns_of([trade]), [ONE], [ZERO_FEE_RATE], figures)
     assert repr(figures.fees_usd) == "Decimal('0')"
     assert (figures.trades, figures.volume_usd, figures.unpriced_trades) == (1, Decimal(200), 0)
@@ -97,7 +97,7 @@ def test_a_run_returns_its_pnl_by_day_of_the_closing_trade() -> None:
         make_trade("4", "sell", "1", "120", day_end + 1),
     ]
     book, figures = FifoBook("spot"), Figures()
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         days = book.record(columns_of(run), [ONE] * 4, [ONE] * 4, figures)
     # day 1: 1 * (110 - 100) - 0.5; day 2: 0.5 * (90 - 100), then 0.5 * (120 - 100) (the rest unmatched)
     assert days == {T0 // DAY_MS: Decimal("9.5"), T0 // DAY_MS + 1: Decimal(5)}

@@ -24,7 +24,7 @@ from perf_aggregator.ledger.trades import OrderKey, Trade, TradeColumns, check_v
 from perf_aggregator.metrics import documents
 from perf_aggregator.metrics.daily import DailyPnl
 from perf_aggregator.metrics.figures import SymbolFigures, Totals
-from perf_aggregator.metrics.precision import CONTEXT, EXACT
+from perf_aggregator.metrics.precision import EXACT
 
 _ZERO = Decimal(0)
 _REPLAY_PAGE = 1000
@@ -114,7 +114,7 @@ class Ledger:
         added = 0
         symbols = self._symbols
         try:
-            with localcontext(CONTEXT):
+            with localcontext(EXACT):
                 for symbol, group in runs:
                     run = list(group)
                     state = symbols.get(symbol) or self._new_symbol(run[0])
@@ -316,7 +316,7 @@ class Ledger:
                 start = bisect_right(range(len(stored)), after, key=stored.order)
             sources.append(_listed(stored, start))
         page = islice(heapq.merge(*sources), max(limit, 0))
-        with localcontext(CONTEXT):
+        with localcontext(EXACT):
             return [_priced(stored, i) for _, _, i, stored in page]
 
     def figures(self) -> list[SymbolFigures]:
@@ -388,7 +388,7 @@ class Ledger:
         """Replay the stale symbols: their stored trades and late arrivals, merged in order."""
         if not self._stale:
             return
-        with localcontext(CONTEXT):
+        with localcontext(EXACT):
             for symbol in sorted(self._stale):
                 self._replay(self._symbols[symbol])
         self._stale.clear()

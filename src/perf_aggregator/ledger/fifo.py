@@ -10,10 +10,11 @@ from decimal import Decimal
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, TradeColumns
 from perf_aggregator.metrics.figures import DAY_MS, Figures
-from perf_aggregator.metrics.precision import EXACT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 _ZERO = Decimal(0)
 _exact_add = EXACT.add
+_divide = CONTEXT.divide
 
 
 @dataclass(slots=True)
@@ -40,8 +41,9 @@ class FifoBook:
     """Open lots of one symbol, closed first in, first out.
 
     Spot books hold long lots only (a sell without lots is unmatched); swap books hold either
-    long or short lots. Arithmetic uses the current decimal context (the ledger sets
-    :data:`perf_aggregator.metrics.precision.CONTEXT`).
+    long or short lots. Sums and products use the current decimal context (the ledger sets
+    :data:`perf_aggregator.metrics.precision.EXACT`: they never round); the fee shares' divisions
+    carry the 60 digits of :data:`perf_aggregator.metrics.precision.CONTEXT` whatever it is.
     """
 
     __slots__ = ("_lots", "_short", "_spot", "position", "unmatched")
@@ -147,7 +149,7 @@ class FifoBook:
                     # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
                     # same object, until the lot is split); another q of that value gives the same
                     # value through the division.
-                    open_fees += lot_fee if q is lot_amount else lot_fee * q / lot_amount
+                    open_fees += lot_fee if q is lot_amount else _divide(lot_fee * q, lot_amount)
                     holding_sum += q * (timestamp - lot_time)
                 basis_sum += value if rated is _ZERO else value + rated  # sum of q * o.price * o.rate
                 matched = amount - remaining if remaining else amount  # (skips a subtraction of 0)
@@ -157,7 +159,7 @@ class FifoBook:
                     move *= quote_rate
                 # the closing trade's fee shares sum to fee_share(c, matched): all of it when
                 # nothing remains
-                pnl = move - open_fees - (fee_usd if not remaining else fee_usd * matched / amount)
+                pnl = move - open_fees - (fee_usd if not remaining else _divide(fee_usd * matched, amount))
                 if short:
                     position += matched
                 else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TypeVar
 
-from perf_aggregator.metrics.precision import CONTEXT, EXACT
+from perf_aggregator.metrics.precision import EXACT
 
 DAY_MS = 86_400_000
 _ZERO = Decimal(0)
@@ -95,7 +95,7 @@ class Totals(Figures):
         """Sum ``figures`` (symbols without trades are not counted as traded); ``daily=False``
         leaves ``daily_pnl_usd`` empty, for callers that keep the session's days themselves."""
         totals = cls()
-        with localcontext(CONTEXT):
+        with localcontext(EXACT):
             for f in figures:
                 totals.merge(f, daily=daily)
                 totals.symbols_traded += 1 if f.trades else 0

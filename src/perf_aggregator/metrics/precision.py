@@ -1,14 +1,16 @@
-"""The decimal context of all ledger and metrics arithmetic (METRICS.md "Trades")."""
+"""The decimal contexts of the ledger and metrics arithmetic (METRICS.md "Trades": exact sums and
+products, at least 28 significant digits for divisions)."""
 
 from __future__ import annotations
 
 from decimal import MAX_PREC, ROUND_HALF_EVEN, Context, DivisionByZero, Inexact, InvalidOperation, Overflow
 
 CONTEXT = Context(prec=60, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow])
-"""60 significant digits: sums and products of exchange decimals stay exact in practice,
-and divisions (fee shares, means) keep far more than the 28 digits METRICS.md asks for."""
+"""Divisions (fee shares, means, deviations) and square roots: 60 significant digits, far more than
+the 28 METRICS.md asks for."""
 
 EXACT = Context(
     prec=MAX_PREC, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
 )
-"""Exact sums and products (``Inexact`` traps: a result that would need rounding raises)."""
+"""Sums and products, which the ledger runs in: exact whatever their digits (``Inexact`` traps: a
+result that would need rounding raises; none can at this precision)."""

@@ -1,7 +1,7 @@
 """Statistics of the daily pnl series (METRICS.md "Summary figures").
 
-USD results are Decimals in the ledger's context; ratios are computed in decimal and become
-floats only for the final annualization.
+The drawdown is summed exactly (:data:`EXACT`); means, deviations and ratios carry the 60 digits
+of :data:`CONTEXT`, and ratios become floats only for the final annualization.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, localcontext
 
-from perf_aggregator.metrics.precision import CONTEXT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 _ZERO = Decimal(0)
 # Annualized as empyrical and numpy-based clients do: the daily ratio as a double, times sqrt(365).
@@ -28,7 +28,7 @@ def daily_series(daily_pnl: Mapping[int, Decimal], first_day: int, last_day: int
 
 def max_drawdown(series: Sequence[Decimal]) -> Decimal:
     """Largest drop of the cumulative series below its running peak (which starts at 0)."""
-    with localcontext(CONTEXT):
+    with localcontext(EXACT):
         cumulative = peak = drawdown = _ZERO
         for pnl in series:
             cumulative += pnl
