@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perf_aggregator.ledger.book import Ledger
-from perf_aggregator.ledger.chunks import CHUNK, Chunks
+from perf_aggregator.ledger.chunks import CHUNK, Chunks, TextChunks
 from perf_aggregator.ledger.prices import PriceBook
 
 from .factory import at, make_trade
@@ -18,18 +18,33 @@ from .factory import at, make_trade
 T0 = at("2026-01-05T00:00:00")
 
 
+TEXTS = st.text(alphabet=st.sampled_from(["a", " ", "7", "é", "\n", "€", "𝄞"]), max_size=5)
+
+
 @settings(max_examples=60, deadline=None, derandomize=True, database=None)
-@given(st.lists(st.tuples(st.booleans(), st.integers(0, 2 * CHUNK + 3)), max_size=6))
-def test_chunks_read_as_a_list_across_chunk_ends(steps: list[tuple[bool, int]]) -> None:
-    chunks: Chunks[int] = Chunks()
-    expected: list[int] = []
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 2 * CHUNK + 3)), max_size=6),
+    st.booleans(),
+    st.lists(TEXTS, min_size=1, max_size=20),
+)
+def test_chunks_read_as_a_list_across_chunk_ends(
+    steps: list[tuple[bool, int]], text: bool, texts: list[str]
+) -> None:
+    """Items ``0, 1, 2...``, or for :class:`TextChunks` strings of any length and characters
+    (the empty one too) made from them."""
+    chunks: Chunks[int] | TextChunks = TextChunks() if text else Chunks()
+    expected: list[int | str] = []
+
+    def item(k: int) -> int | str:
+        return f"{texts[k % len(texts)]}{k}"[: k % 9] if text else k
+
     for one_at_a_time, count in steps:
-        items = range(len(expected), len(expected) + count)
+        items = [item(k) for k in range(len(expected), len(expected) + count)]
         if one_at_a_time:
-            for item in items:
-                chunks.append(item)
+            for one in items:
+                chunks.append(one)  # type: ignore[arg-type]
         else:
-            chunks.extend(items)
+            chunks.extend(items)  # type: ignore[arg-type]
         expected.extend(items)
     assert len(chunks) == len(expected)
     assert list(chunks) == expected

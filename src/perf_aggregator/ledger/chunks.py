@@ -10,9 +10,10 @@ sees it, and from then on only the list of chunks and the one being filled are v
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator
-from itertools import chain
-from typing import Generic, TypeVar
+from itertools import accumulate, chain
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class Chunks(Generic[T]):
     __slots__ = ("_sealed", "_tail")
 
     def __init__(self, items: Iterable[T] = ()) -> None:
-        self._sealed: list[tuple[T, ...]] = []
+        self._sealed: list[Any] = []  # tuples of CHUNK items (a subclass may seal them otherwise)
         self._tail: list[T] = []
         self.extend(items)
 
@@ -62,4 +63,37 @@ class Chunks(Generic[T]):
     def _seal(self) -> None:
         tail = self._tail
         self._sealed.append(tuple(tail[:CHUNK]))
+        del tail[:CHUNK]
+
+
+class TextChunks(Chunks[str]):
+    """:class:`Chunks` of strings, each sealed chunk kept as one string and where each item ends
+    in it: a stored string costs its characters and 8 bytes, instead of an object of its own
+    (about 50 bytes more) and a pointer, and a million of them as many fewer pages of memory."""
+
+    __slots__ = ()
+
+    def __getitem__(self, i: int) -> str:
+        if i < 0:
+            raise IndexError("Chunks are read by non-negative positions")
+        sealed = self._sealed
+        chunk, j = divmod(i, CHUNK)
+        if chunk < len(sealed):
+            packed: tuple[str, array[int]] = sealed[chunk]
+            text, ends = packed
+            return text[ends[j - 1] if j else 0 : ends[j]]
+        return self._tail[i - len(sealed) * CHUNK]
+
+    def __iter__(self) -> Iterator[str]:
+        for text, ends in self._sealed:
+            start = 0
+            for end in ends:
+                yield text[start:end]
+                start = end
+        yield from self._tail
+
+    def _seal(self) -> None:
+        tail = self._tail
+        items = tail[:CHUNK]
+        self._sealed.append(("".join(items), array("q", accumulate(map(len, items)))))
         del tail[:CHUNK]

@@ -1,7 +1,7 @@
 """Compact storage of one symbol's trades, in processing order, with the USD rates they were valued at.
 
 A session may hold millions of fills, so a stored trade is not a :class:`Trade` object
-(about 600 bytes with its decimals and strings) but about 150 bytes: its time, id and side in
+(about 600 bytes with its decimals and strings) but about 100 bytes: its time, id and side in
 typed columns (what ordering, paging and deduplication read), the rest in one short text
 record (exact decimal strings, which keep their exponent, then the fee currency and the order
 id), and references to the two rate objects it was valued with (shared with the price book).
@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import islice
 from operator import add, lt
 
-from perf_aggregator.ledger.chunks import Chunks
+from perf_aggregator.ledger.chunks import Chunks, TextChunks
 from perf_aggregator.ledger.trades import (
     MarketType,
     OrderKey,
@@ -104,7 +104,7 @@ class SymbolTrades:
         self.times = array("q")
         self.ids: array[int] | Chunks[str] = array("q")
         self.sides = bytearray()
-        self._records: Chunks[str] = Chunks()
+        self._records = TextChunks()
         self.quote_rates: Chunks[Decimal | None] = Chunks()
         """USD per quote unit at each trade's time; ``None`` while the trade is unpriced."""
         self.fee_rates: Chunks[Decimal | None] = Chunks()
