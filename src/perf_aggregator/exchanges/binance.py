@@ -9,10 +9,10 @@ History strategy (``myTrades`` needs a symbol and costs 20 weight a call):
 first the most recent page of each symbol (1 call); when it does not reach back
 to ``since``, its trades are set aside (the walk re-reads them in order), and 24-hour
 windows are scanned forward from ``since`` until the first trade (an empty window is read
-twice before it is skipped), then the walk goes forward by ``fromId`` (1000 trades a
-call). Polling continues with ``fromId`` = the last trade id seen, not the next one: a
-self-trade is two records with one id, and a page may end between them (the ledger drops
-the repeat).
+twice before it is skipped, six times the one holding that page's oldest trade), then the
+walk goes forward by ``fromId`` (1000 trades a call). Polling continues with ``fromId`` =
+the last trade id seen, not the next one: a self-trade is two records with one id, and a
+page may end between them (the ledger drops the repeat).
 
 Symbol discovery reads the account (20 weight) at most every ``DISCOVERY_REFRESH_MS``
 (10 minutes), the first time from the answer ``validate`` just read; in between, polls
@@ -63,6 +63,10 @@ WINDOW_MS = 24 * 3600 * 1000
 MINUTE_MS = 60_000
 DISCOVERY_REFRESH_MS = 10 * MINUTE_MS
 """How long symbols found from the account stay current before it is read again."""
+EMPTY_READS = 2
+"""How many empty answers skip a trades window (one could be a stale replay)."""
+EMPTY_READS_KNOWN = 6
+"""The same for the window holding a trade known to exist."""
 _ERROR_CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
 
@@ -152,14 +156,16 @@ class BinanceCursor:
 
     ``from_id`` set: walk forward from that trade id. ``scan_from_ms`` set: scan windows
     of ``BinanceApi.window_ms`` from there (until ``stop_id``, the oldest trade of the
-    most recent page). Neither: read the most recent page. ``confirmed``: the window at
-    ``scan_from_ms`` already answered empty once.
+    most recent page). Neither: read the most recent page. ``empty_reads``: how many times
+    the window at ``scan_from_ms`` answered empty. ``known_ms``: the time of a trade known to
+    exist (the oldest of the most recent page, or a futures symbol's first commission).
     """
 
     from_id: int | None = None
     scan_from_ms: int | None = None
     stop_id: int | None = None
-    confirmed: bool = False
+    empty_reads: int = 0
+    known_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +391,7 @@ class BinanceSpot:
             if m.base in held and (m.quote in held or m.quote in STABLECOINS)
         }
 
-    def _first_cursor(self, since_ms: int) -> BinanceCursor:
+    def _first_cursor(self, market: Market, since_ms: int) -> BinanceCursor:
         """Where a symbol's history starts: the most recent page."""
         return BinanceCursor()
 
@@ -393,7 +399,7 @@ class BinanceSpot:
         """One trades call following the strategy in the module docstring."""
         api = self.api
         market = (await self.markets())[symbol]
-        state = cursor if isinstance(cursor, BinanceCursor) else self._first_cursor(since_ms)
+        state = cursor if isinstance(cursor, BinanceCursor) else self._first_cursor(market, since_ms)
         params: dict[str, Any] = {"symbol": market.id, "limit": PAGE_LIMIT}
         if state.from_id is not None:
             params["fromId"] = state.from_id
@@ -430,22 +436,25 @@ class BinanceSpot:
         if state.scan_from_ms is not None:
             if raw:
                 return BinanceCursor(from_id=int(raw[0]["id"])), False
-            if not state.confirmed:
-                # An empty window is read twice before it is skipped: a stale answer replaying an
-                # earlier empty window cannot be told from a truly empty one, and skipping a window
-                # that holds trades would lose them for good.
-                return replace(state, confirmed=True), False
             next_from = state.scan_from_ms + self.api.window_ms
+            # An empty window is read again before it is skipped: a stale answer replaying an
+            # earlier empty window cannot be told from a truly empty one, and skipping a window
+            # that holds trades would lose them for good. The window holding a known trade is
+            # read more times (bounded: an exchange whose records disagree must not stall).
+            holds_known = state.known_ms is not None and state.scan_from_ms <= state.known_ms < next_from
+            if state.empty_reads + 1 < (EMPTY_READS_KNOWN if holds_known else EMPTY_READS):
+                return replace(state, empty_reads=state.empty_reads + 1), False
             if next_from > self._clock_ms():
                 # Trades seen in the latest page vanished from every window: resume at it.
                 return BinanceCursor(from_id=state.stop_id), state.stop_id is None
-            return BinanceCursor(scan_from_ms=next_from, stop_id=state.stop_id), False
+            return replace(state, scan_from_ms=next_from, empty_reads=0), False
         if not raw:
             return state, True
         oldest = raw[0]
         if len(raw) < PAGE_LIMIT or int(oldest["time"]) < since_ms:
             return BinanceCursor(from_id=int(raw[-1]["id"])), True
-        return BinanceCursor(scan_from_ms=since_ms, stop_id=int(oldest["id"])), False
+        stop_id, known_ms = int(oldest["id"]), int(oldest["time"])
+        return BinanceCursor(scan_from_ms=since_ms, stop_id=stop_id, known_ms=known_ms), False
 
     async def fetch_candles(self, symbol: str, start_ms: int, end_ms: int) -> Candles:
         """Closed 1m klines with open time in ``[start_ms, end_ms]``, 1000 a call.

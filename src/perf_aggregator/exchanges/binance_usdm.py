@@ -8,8 +8,9 @@ session of the process through ``budget_for(<origin> fapi)``.
 
 History strategy (``userTrades`` needs a symbol, 5 weight a call, ``startTime``..
 ``endTime`` at most 7 days): scan 7-day windows forward from ``since`` until the
-first trade (one call per empty week), then walk forward by ``fromId`` (1000
-trades a call). Polling continues with ``fromId`` = the last trade id seen (the
+first trade (two calls per empty week, six for the week of the symbol's first commission
+since ``since``, so that stale answers cannot hide it), then walk forward by ``fromId``
+(1000 trades a call). Polling continues with ``fromId`` = the last trade id seen (the
 ledger drops the repeated record). Binance's "no parameters" answer only covers
 the last 7 days, so unlike spot the history never starts from the most recent
 page; that page is only read after a scan found nothing up to now (the next
@@ -122,6 +123,8 @@ class BinanceUsdm(BinanceSpot):
         super().__init__(credentials, origin_override, clock_ms)
         self._since_ms = credentials.since_ms if credentials is not None else 0
         self._income_from: int | None = None
+        self._first_fill_ms: dict[str, int] = {}
+        """Exchange symbol id -> time of its first ``COMMISSION`` income since ``since``."""
 
     def _market(self, raw: dict[str, Any]) -> Market | None:
         """USD-margined perpetuals (``BTC/USDT:USDT``); delivery contracts and non-linear
@@ -132,9 +135,10 @@ class BinanceUsdm(BinanceSpot):
         quote = self._ccxt.safe_currency_code(raw["quoteAsset"])
         return Market(f"{base}/{quote}:{quote}", raw["symbol"], base, quote, "swap")
 
-    def _first_cursor(self, since_ms: int) -> BinanceCursor:
-        """Where a symbol's history starts: the week window at ``since`` (see the module docstring)."""
-        return BinanceCursor(scan_from_ms=since_ms)
+    def _first_cursor(self, market: Market, since_ms: int) -> BinanceCursor:
+        """Where a symbol's history starts: the week window at ``since``, knowing of its first
+        fill if income showed one (see the module docstring)."""
+        return BinanceCursor(scan_from_ms=since_ms, known_ms=self._first_fill_ms.get(market.id))
 
     async def _discover(self, markets: dict[str, Market]) -> set[str]:
         """Open positions (first time only) and symbols with commission income since the last read."""
@@ -168,7 +172,14 @@ class BinanceUsdm(BinanceSpot):
             entries: list[dict[str, Any]] = await self._call(
                 self._ccxt.fapiPrivateGetIncome, params, WEIGHTS["income"], list
             )
-            found.update(self._by_id[e["symbol"]].symbol for e in entries if e.get("symbol") in self._by_id)
+            for entry in entries:
+                market = self._by_id.get(entry.get("symbol", ""))
+                if market is None:
+                    continue
+                found.add(market.symbol)
+                time_ms = entry.get("time")
+                if isinstance(time_ms, int) and time_ms >= start:
+                    self._first_fill_ms[market.id] = min(time_ms, self._first_fill_ms.get(market.id, time_ms))
             if len(entries) < INCOME_LIMIT:
                 break
             page += 1
