@@ -372,9 +372,10 @@ def report(results: list[dict[str, Any]], small: dict[str, Any], quick: bool) ->
             f"{r['rss_growth_mb']:9.1f} {r['rss_growth_mb'] * 2**20 / n:7.0f}"
         )
     print(
-        "CPU s: the worker's own CPU time (time.process_time) for parsing, Ledger.add and the final read, "
-        "so that other work on the machine does not count; wall s: the same sections' wall time. "
-        "parse / ledger: us per trade in parse_trades / in Ledger.add and the read. ccxt/s: parse_trades "
+        "CPU s: the worker's own CPU time (time.process_time) for parsing, Ledger.add, releasing each "
+        "page's parsed trades and the final read, so that other work on the machine does not count; "
+        "wall s: the same sections' wall time. parse / ledger: us per trade in parse_trades / in "
+        "Ledger.add, the release and the read. ccxt/s: parse_trades "
         "on the same pages (CPU time); ratio: ours / ccxt in trades/s. RSS MB: before the first page; "
         "growth: after the final read"
     )

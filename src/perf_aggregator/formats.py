@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 
 _USD_QUANTUM = Decimal("1E-8")
+_WIDE = Context(
+    prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation]
+)
+"""Formatting rounds nothing but what it says (USD to 8 places), whatever the caller's context."""
 
 
 def rfc3339_ms(ms: int) -> str:
@@ -29,10 +33,9 @@ def plain(value: Decimal) -> str:
     """Exact decimal in plain notation, trailing zeros dropped, never ``-0``."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(_WIDE), "f")
 
 
 def usd(value: Decimal) -> str:
     """USD amount rounded half-even to 8 places, in plain notation."""
-    return plain(value.quantize(_USD_QUANTUM, rounding=ROUND_HALF_EVEN))
+    return plain(value.quantize(_USD_QUANTUM, context=_WIDE))

@@ -55,6 +55,14 @@ def test_rate_is_the_latest_candle_opened_less_than_an_hour_before() -> None:
     assert book.usd(Decimal(2), "BTC", T10 + MINUTE) == Decimal(202)
 
 
+@pytest.mark.parametrize("close", ["NaN", "-Infinity", "0", "0E-999999999", "-1", "1E-31", "1E+30"])
+def test_a_close_no_market_can_have_is_no_candle(close: str) -> None:
+    book = PriceBook({"BTC/USDT"})
+    book.add_candles("BTC/USDT", T10, T10 + MINUTE, [(T10, Decimal(100)), (T10 + MINUTE, Decimal(close))])
+    assert book.rate("BTC", T10 + MINUTE) == 100  # valued as if the 10:01 candle did not exist
+    assert book.usd(Decimal(2), "BTC", T10 + MINUTE) == 200
+
+
 def test_a_rate_is_given_only_once_no_later_candle_can_appear() -> None:
     book = PriceBook({"BTC/USDT"})
     book.add_candles("BTC/USDT", T10, T10, [(T10, Decimal(100))])

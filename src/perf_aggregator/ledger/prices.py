@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import Trade, is_price
 
 STABLECOINS: frozenset[str] = frozenset(
     {"USD", "USDT", "USDC", "FDUSD", "BUSD", "DAI", "TUSD", "USDP", "PYUSD", "USDS"}
@@ -189,12 +189,14 @@ class PriceBook:
         """Store 1m candles ``(open_time_ms, close)`` fetched for open times in ``[start_ms, end_ms]``.
 
         The interval is recorded as fetched even where it holds no candle, so that "no candle
-        there" is told from "not fetched yet". Candles may arrive in any order.
+        there" is told from "not fetched yet". Candles may arrive in any order. A close that is
+        not a price a market can have (:func:`is_price`: NaN, 0, 1E+30...) is no candle: it would
+        make every value computed at that rate absurd, or every read of it raise.
         """
         series = self._candles.get(market)
         if series is None:
             series = self._candles[market] = _Candles()
-        series.add(candles)
+        series.add((t, close) for t, close in candles if is_price(close))
         if start_ms <= end_ms:
             series.coverage.add(start_ms, end_ms)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation, Rounded, localcontext
 from typing import Literal, NamedTuple
 
 from perf_aggregator.metrics.precision import CONTEXT
@@ -119,12 +119,20 @@ _LIMIT = Decimal("1E+30")
 _LIMIT ** 2)``), fees and an exchange's own pnl within ``[-_LIMIT, _LIMIT)`` (a negative fee is a
 maker rebate, kept with its sign: Binance USD-M): far beyond any real market, and no product or sum
 the ledger takes of such numbers can overflow."""
+_ANCHOR = Decimal("1E+40")
+_DECIMALS = Context(prec=101, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded])
+"""Fees and pnl, which may be 0 or tiny, also have at most 60 decimals (61 may pass): the ledger
+adds them exactly, and a short text such as ``0E-999999999`` would make every sum it enters a
+billion digits long. Added exactly to ``_ANCHOR``, a page of them fits in 101 digits (any
+page of fewer than 10**9 trades within range) only then. Amounts and prices are at least
+``_SMALLEST``: their decimals are their digits, as many as the exchange sent."""
 
 
 def check_values(run: TradeColumns) -> None:
     """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
-    and a fee (negative: a rebate), all finite numbers within the ledger's range, as is the
-    exchange's own pnl where it gives one (the message names the field, not the values).
+    and a fee (negative: a rebate), all finite numbers within the ledger's range (the fee with at
+    most 60 decimals), as is the exchange's own pnl where it gives one (the message names the
+    field, not the values).
     Column passes at C speed: this runs for every page."""
     if not run.id:
         return
@@ -140,10 +148,22 @@ def check_values(run: TradeColumns) -> None:
         for name, column, smallest in fields:
             try:
                 within = smallest <= min(column) and max(column) < _LIMIT
-            except InvalidOperation:
+                if within and smallest < 0:
+                    with localcontext(_DECIMALS):
+                        sum(column, _ANCHOR)
+            except (InvalidOperation, Rounded):
                 within = False
             if not within:
-                raise ImpossibleTrade(f"a trade's {name} is not a number in the range a market can have")
+                raise ImpossibleTrade(f"a trade's {name} is not a number a market can have")
+
+
+def is_price(value: Decimal) -> bool:
+    """Whether ``value`` is a price a market can have: finite, within ``[1E-30, 1E+30)``."""
+    with localcontext(CONTEXT):
+        try:
+            return bool(_SMALLEST <= value < _LIMIT)
+        except InvalidOperation:
+            return False
 
 
 def is_possible(trade: Trade) -> bool:

@@ -12,5 +12,7 @@ the 28 METRICS.md asks for."""
 EXACT = Context(
     prec=MAX_PREC, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow, Inexact]
 )
-"""Sums and products, which the ledger runs in: exact whatever their digits (``Inexact`` traps: a
-result that would need rounding raises; none can at this precision)."""
+"""Sums and products, which the ledger runs in: exact however many digits they need (``Inexact``
+traps: a result that would need rounding raises). Never a division or square root here: one
+that does not end would need unbounded memory; they name ``CONTEXT``. The digits a sum needs
+are bounded by the inputs' (``ledger.trades.check_values`` bounds the decimals of fees)."""
