@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,14 +56,6 @@ def exchange() -> Iterator[Exchange]:
     log = RequestLog(create_binance_app(sim))
     with serve_in_thread(log) as origin:
         yield Exchange(sim, origin, log)
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[list[BinanceSpot]]:
-    connectors: list[BinanceSpot] = []
-    yield connectors
-    for connector in connectors:
-        await connector.close()
 
 
 def credentials(key: str, secret: str, account_type: str = "spot", since_ms: int = 0) -> ExchangeCredentials:

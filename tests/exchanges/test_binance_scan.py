@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.binance import EMPTY_READS_KNOWN, BinanceSpot
@@ -27,11 +26,13 @@ TRADES_PATHS = frozenset({"/api/v3/myTrades", "/fapi/v1/userTrades"})
 
 
 class Lagging:
-    """Once armed, answers ``[]`` to the first ``hide`` requests for the first window
-    (``startTime`` set) whose true answer holds trades, as stale replicas would."""
+    """A simulated Binance which, once armed, answers ``[]`` to the first ``hide`` requests for
+    the first window (``startTime`` set) whose true answer holds trades, as stale replicas would."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, sim: SimulatedBinance) -> None:
+        self.sim = sim
+        self.app = create_binance_app(sim)
+        self.origin = ""
         self.hide = 0
         self.window: str | None = None
         self.hidden = 0
@@ -68,28 +69,14 @@ class Lagging:
             await send(message)
 
 
-@dataclass
-class Exchange:
-    sim: SimulatedBinance
-    origin: str
-    lagging: Lagging
-
-
 @pytest.fixture(scope="module")
-def exchange() -> Iterator[Exchange]:
+def exchange() -> Iterator[Lagging]:
     sim = SimulatedBinance(seed=23)
     enable_futures(sim)
-    lagging = Lagging(create_binance_app(sim))
+    lagging = Lagging(sim)
     with serve_in_thread(lagging) as origin:
-        yield Exchange(sim, origin, lagging)
-
-
-@pytest.fixture
-async def opened() -> AsyncIterator[list[BinanceSpot]]:
-    connectors: list[BinanceSpot] = []
-    yield connectors
-    for connector in connectors:
-        await connector.close()
+        lagging.origin = origin
+        yield lagging
 
 
 async def backfill(connector: BinanceSpot, symbol: str, since_ms: int) -> list[Trade]:
@@ -111,7 +98,7 @@ def credentials(key: str, secret: str, account_type: str, since_ms: int) -> Exch
 
 @pytest.mark.parametrize(("hide", "complete"), [(EMPTY_READS_KNOWN - 1, True), (EMPTY_READS_KNOWN, False)])
 async def test_spot_rereads_the_window_of_the_oldest_trade_of_the_recent_page(
-    exchange: Exchange, opened: list[BinanceSpot], hide: int, complete: bool
+    exchange: Lagging, opened: list[BinanceSpot], hide: int, complete: bool
 ) -> None:
     # Exactly one page of trades, all after ``since``: the recent page cannot tell whether older
     # ones exist, so the days from ``since`` are scanned; the first trade's day is known. Were
@@ -123,18 +110,18 @@ async def test_spot_rereads_the_window_of_the_oldest_trade_of_the_recent_page(
     since = end - 6 * DAY_MS
     connector = BinanceSpot(credentials(account.api_key, account.api_secret, "spot", since), exchange.origin)
     opened.append(connector)
-    exchange.lagging.arm(hide)
+    exchange.arm(hide)
 
     trades = await backfill(connector, "BTC/USDT", since)
 
     ids = {t.id for t in trades}
     assert (ids == {str(t["id"]) for t in account.raw_trades()}) is complete
-    assert exchange.lagging.hidden == hide  # bounded: a window never shown is not read forever
+    assert exchange.hidden == hide  # bounded: a window never shown is not read forever
 
 
 @pytest.mark.parametrize(("hide", "complete"), [(EMPTY_READS_KNOWN - 1, True), (EMPTY_READS_KNOWN, False)])
 async def test_futures_rereads_the_week_of_the_first_commission(
-    exchange: Exchange, opened: list[BinanceSpot], hide: int, complete: bool
+    exchange: Lagging, opened: list[BinanceSpot], hide: int, complete: bool
 ) -> None:
     end = int(time.time() * 1000) - 10 * 60_000
     body = {"seed": 80 + hide, "trades": 30, "start": end - DAY_MS, "end": end, "symbols": ["ETHUSDT"]}
@@ -145,9 +132,9 @@ async def test_futures_rereads_the_week_of_the_first_commission(
     connector = BinanceUsdm(credentials(key, secret, "futures", since), exchange.origin)
     opened.append(connector)
     assert await connector.discover_symbols([]) == ["ETH/USDT:USDT"]  # income: the first commission
-    exchange.lagging.arm(hide)
+    exchange.arm(hide)
 
     trades = await backfill(connector, "ETH/USDT:USDT", since)
 
     assert ({t.id for t in trades} == {str(r["id"]) for r in raw}) is complete
-    assert exchange.lagging.hidden == hide
+    assert exchange.hidden == hide
