@@ -121,11 +121,31 @@ maker rebate, kept with its sign: Binance USD-M): far beyond any real market, an
 the ledger takes of such numbers can overflow."""
 _ANCHOR = Decimal("1E+40")
 _DECIMALS = Context(prec=101, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Rounded])
-"""Fees and pnl, which may be 0 or tiny, also have at most 60 decimals (61 may pass): the ledger
-adds them exactly, and a short text such as ``0E-999999999`` would make every sum it enters a
-billion digits long. Added exactly to ``_ANCHOR``, a page of them fits in 101 digits (any
-page of fewer than 10**9 trades within range) only then. Amounts and prices are at least
-``_SMALLEST``: their decimals are their digits, as many as the exchange sent."""
+"""Fees and pnl may be 0 or tiny, so their range does not bound their decimals; a short text such
+as ``0E-999999999`` would make every exact sum it enters a billion digits long. A column of
+them added exactly to ``_ANCHOR`` fits in these 101 digits when none has more than 60 decimals,
+and never when one has more than 61 (for fewer than 10**9 values within range). Amounts and
+prices are at least ``_SMALLEST``: their decimals are the digits the exchange sent."""
+
+
+def _within(column: Sequence[Decimal], smallest: Decimal) -> bool:
+    """Whether every value of ``column`` is a number in ``[smallest, _LIMIT)``."""
+    with localcontext(CONTEXT):  # a NaN compared raises (InvalidOperation is trapped)
+        try:
+            return bool(smallest <= min(column) and max(column) < _LIMIT)
+        except InvalidOperation:
+            return False
+
+
+def _few_decimals(column: Sequence[Decimal]) -> bool:
+    """Whether no value of ``column`` (numbers within range) has more than 60 decimals
+    (61 may pass: see ``_DECIMALS``)."""
+    try:
+        with localcontext(_DECIMALS):
+            sum(column, _ANCHOR)
+    except Rounded:
+        return False
+    return True
 
 
 def check_values(run: TradeColumns) -> None:
@@ -136,34 +156,23 @@ def check_values(run: TradeColumns) -> None:
     Column passes at C speed: this runs for every page."""
     if not run.id:
         return
-    fields: list[tuple[str, Sequence[Decimal], Decimal]] = [
-        ("amount", run.amount, _SMALLEST),
-        ("price", run.price, _SMALLEST),
-        ("fee_cost", run.fee_cost, -_LIMIT),
+    # (name, column, smallest value, whether its decimals need a bound of their own)
+    fields: list[tuple[str, Sequence[Decimal], Decimal, bool]] = [
+        ("amount", run.amount, _SMALLEST, False),
+        ("price", run.price, _SMALLEST, False),
+        ("fee_cost", run.fee_cost, -_LIMIT, True),
     ]
     pnls = run.exchange_realized_pnl
     if pnls.count(None) != len(pnls):  # reported by some exchanges (a spot page has none)
-        fields.append(("exchange_realized_pnl", [p for p in pnls if p is not None], -_LIMIT))
-    with localcontext(CONTEXT):  # a NaN compared raises (InvalidOperation is trapped)
-        for name, column, smallest in fields:
-            try:
-                within = smallest <= min(column) and max(column) < _LIMIT
-                if within and smallest < 0:
-                    with localcontext(_DECIMALS):
-                        sum(column, _ANCHOR)
-            except (InvalidOperation, Rounded):
-                within = False
-            if not within:
-                raise ImpossibleTrade(f"a trade's {name} is not a number a market can have")
+        fields.append(("exchange_realized_pnl", [p for p in pnls if p is not None], -_LIMIT, True))
+    for name, column, smallest, may_be_tiny in fields:
+        if not _within(column, smallest) or (may_be_tiny and not _few_decimals(column)):
+            raise ImpossibleTrade(f"a trade's {name} is not a number a market can have")
 
 
 def is_price(value: Decimal) -> bool:
     """Whether ``value`` is a price a market can have: finite, within ``[1E-30, 1E+30)``."""
-    with localcontext(CONTEXT):
-        try:
-            return bool(_SMALLEST <= value < _LIMIT)
-        except InvalidOperation:
-            return False
+    return _within((value,), _SMALLEST)
 
 
 def is_possible(trade: Trade) -> bool:
