@@ -2,6 +2,7 @@ from decimal import Decimal
 
 import pytest
 
+from perf_aggregator.formats import rfc3339_ms
 from perf_aggregator.ledger.book import Ledger
 from perf_aggregator.ledger.prices import PriceBook
 from perf_aggregator.ledger.trades import (
@@ -156,6 +157,18 @@ def test_a_run_with_an_impossible_number_is_refused_naming_the_field_not_the_val
     assert value not in str(refused.value)
 
 
+@pytest.mark.parametrize("timestamp", [-1, 253_402_300_800_000, 2**64, -(2**70)])
+def test_a_run_with_a_time_before_1970_or_after_the_year_9999_is_refused(timestamp: int) -> None:
+    good = by_keyword()
+    run = [good, good._replace(id="28458", timestamp=timestamp)]
+    with pytest.raises(ImpossibleTrade, match=r"^a trade's timestamp is not a time a market can have$"):
+        check_values(columns_of(run))
+    ledger = Ledger(PriceBook({"BNB/BTC"}))
+    with pytest.raises(ImpossibleTrade):
+        ledger.add(run)
+    assert len(ledger) == 0
+
+
 def test_the_ends_of_the_range_and_zero_and_negative_fees_are_accepted() -> None:
     good = by_keyword()
     edges = [
@@ -170,6 +183,16 @@ def test_the_ends_of_the_range_and_zero_and_negative_fees_are_accepted() -> None
     ]
     check_values(columns_of(edges))
     check_values(columns_of([]))
+
+
+def test_the_first_and_last_possible_times_are_stored_and_read() -> None:
+    first = by_keyword()._replace(timestamp=0)
+    last = first._replace(id="28458", timestamp=253_402_300_800_000 - 1)
+    ledger = Ledger(PriceBook({"BNB/BTC"}))
+    assert ledger.add([first, last]) == 2
+    assert [p.trade for p in ledger.trades()] == [first, last]
+    assert ledger.symbol_documents()[0]["trades"] == 2
+    assert rfc3339_ms(last.timestamp) == "9999-12-31T23:59:59.999Z"  # as the trades page writes it
 
 
 def test_a_maker_rebate_is_a_negative_fee_the_ledger_takes() -> None:

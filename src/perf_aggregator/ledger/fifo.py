@@ -10,10 +10,9 @@ from decimal import Decimal
 from perf_aggregator.ledger.prices import ONE, ZERO_FEE_RATE
 from perf_aggregator.ledger.trades import MarketType, TradeColumns
 from perf_aggregator.metrics.figures import DAY_MS, Figures
-from perf_aggregator.metrics.precision import CONTEXT, EXACT
+from perf_aggregator.metrics.precision import CONTEXT
 
 _ZERO = Decimal(0)
-_exact_add = EXACT.add
 _divide = CONTEXT.divide
 
 
@@ -182,7 +181,7 @@ class FifoBook:
                         days[day] = day_pnl
                     day = timestamp // DAY_MS
                     day_pnl = _ZERO
-                day_pnl = _exact_add(day_pnl, pnl)
+                day_pnl += pnl
             if remaining:
                 if buy or not spot:
                     open_lot((remaining, price, timestamp, fee_usd, amount, quote_rate))

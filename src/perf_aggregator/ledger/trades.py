@@ -128,6 +128,11 @@ and never when one has more than 61 (for fewer than 10**9 values within range). 
 prices are at least ``_SMALLEST``: their decimals are the digits the exchange sent."""
 
 
+_TIME_LIMIT = 253_402_300_800_000
+"""Timestamps are epoch milliseconds in ``[0, _TIME_LIMIT)``: from 1970, which the stores' time
+columns need, to the end of year 9999, the last an RFC 3339 time can name."""
+
+
 def _within(column: Sequence[Decimal], smallest: Decimal) -> bool:
     """Whether every value of ``column`` is a number in ``[smallest, _LIMIT)``."""
     with localcontext(CONTEXT):  # a NaN compared raises (InvalidOperation is trapped)
@@ -151,11 +156,14 @@ def _few_decimals(column: Sequence[Decimal]) -> bool:
 def check_values(run: TradeColumns) -> None:
     """Raise :class:`ImpossibleTrade` unless every trade of ``run`` has a positive amount and price
     and a fee (negative: a rebate), all finite numbers within the ledger's range (the fee with at
-    most 60 decimals), as is the exchange's own pnl where it gives one (the message names the
-    field, not the values).
+    most 60 decimals), as is the exchange's own pnl where it gives one, and a timestamp from
+    1970 to the year 9999 (the message names the field, not the values).
     Column passes at C speed: this runs for every page."""
     if not run.id:
         return
+    times = run.timestamp
+    if min(times) < 0 or max(times) >= _TIME_LIMIT:
+        raise ImpossibleTrade("a trade's timestamp is not a time a market can have")
     # (name, column, smallest value, whether its decimals need a bound of their own)
     fields: list[tuple[str, Sequence[Decimal], Decimal, bool]] = [
         ("amount", run.amount, _SMALLEST, False),

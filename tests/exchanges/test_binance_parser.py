@@ -1,0 +1,62 @@
+"""Binance spot ``myTrades`` elements as normalized trades."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from perf_aggregator.exchanges import binance
+from perf_aggregator.exchanges.base import Market
+from perf_aggregator.ledger.trades import Trade
+
+SPOT = Market("BTC/USDT", "BTCUSDT", "BTC", "USDT", "spot")
+
+
+def element(**fields: Any) -> dict[str, Any]:
+    """A ``myTrades`` element as Binance sends it (API.md field names), with ``fields`` replaced."""
+    return {
+        "symbol": "BTCUSDT",
+        "id": 28457,
+        "orderId": 100234,
+        "orderListId": -1,
+        "price": "4.00000100",
+        "qty": "12.00000000",
+        "quoteQty": "48.000012",
+        "commission": "10.10000000",
+        "commissionAsset": "BNB",
+        "time": 1499865549590,
+        "isBuyer": True,
+        "isMaker": False,
+        "isBestMatch": True,
+    } | fields
+
+
+def test_an_element_becomes_a_trade_with_every_field() -> None:
+    buy, sell = binance.parse_trades([element(), element(id=28458, isBuyer=False)], SPOT)
+    assert buy == Trade(
+        id="28457",
+        order_id="100234",
+        symbol="BTC/USDT",
+        base="BTC",
+        quote="USDT",
+        market_type="spot",
+        side="buy",
+        amount=Decimal("12.00000000"),
+        price=Decimal("4.00000100"),
+        fee_cost=Decimal("10.10000000"),
+        fee_currency="BNB",
+        timestamp=1499865549590,
+    )
+    assert (sell.id, sell.side) == ("28458", "sell")
+    assert buy.amount.as_tuple().exponent == -8  # the text's digits are kept
+
+
+@pytest.mark.parametrize("field", ["qty", "price", "commission"])
+@pytest.mark.parametrize("text", [" 12.5", "12.5 ", "1_000", "twelve", ""])
+def test_a_decimal_text_that_is_not_strictly_a_number_is_refused(field: str, text: str) -> None:
+    # Decimal() itself would strip the spaces and read the underscores; the connector turns the
+    # ArithmeticError into a refused page (read again later), never a trade
+    with pytest.raises(ArithmeticError):
+        binance.parse_trades([element(**{field: text})], SPOT)
