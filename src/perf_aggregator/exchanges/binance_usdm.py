@@ -38,7 +38,7 @@ from typing import Any
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Market
 from perf_aggregator.exchanges.binance import BinanceApi, BinanceCursor, BinanceSpot
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import EXACT, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://fapi.binance.com"
@@ -64,10 +64,12 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
 
     ``side`` comes from ``side`` (``BUY``/``SELL``), else from ``buyer``; the fee is
     ``commission`` in ``commissionAsset`` with its sign (negative: a rebate);
-    ``exchange_realized_pnl`` is Binance's ``realizedPnl``.
+    ``exchange_realized_pnl`` is Binance's ``realizedPnl``. Decimal texts are read strictly, as
+    the spot parser reads them (``EXACT.create_decimal``: no surrounding spaces, no underscores).
     """
-    amount = Decimal(raw["qty"])
-    price = Decimal(raw["price"])
+    decimal = EXACT.create_decimal
+    amount = decimal(raw["qty"])
+    price = decimal(raw["price"])
     side_text = raw.get("side")
     buy = side_text == "BUY" if side_text in ("BUY", "SELL") else bool(raw["buyer"])
     realized = raw.get("realizedPnl")
@@ -81,10 +83,10 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if buy else "sell",
         amount=amount,
         price=price,
-        fee_cost=Decimal(raw["commission"]),
+        fee_cost=decimal(raw["commission"]),
         fee_currency=raw["commissionAsset"],
         timestamp=int(raw["time"]),
-        exchange_realized_pnl=None if realized is None else Decimal(realized),
+        exchange_realized_pnl=None if realized is None else decimal(realized),
     )
 
 

@@ -96,3 +96,12 @@ async def test_side_comes_from_buyer_when_side_is_absent(oracle: ccxt.binanceusd
     assert trade.side == "buy"
     assert oracle.parse_trade(raw)["side"] is None  # ccxt reads only ``side`` on futures fills
     assert trade.exchange_realized_pnl is None
+
+
+@pytest.mark.parametrize("field", ["qty", "price", "commission", "realizedPnl"])
+@pytest.mark.parametrize("text", [" 0.002", "0.002 ", "0_002", "two", ""])
+def test_a_decimal_text_that_is_not_strictly_a_number_is_refused(field: str, text: str) -> None:
+    # as the spot parser: the connector turns the ArithmeticError into a refused page
+    market = Market("BTC/USDT:USDT", "BTCUSDT", "BTC", "USDT", "swap")
+    with pytest.raises(ArithmeticError):
+        parse_usdm_trade(DOC_EXAMPLE | {field: text}, market)
