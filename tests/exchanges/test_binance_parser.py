@@ -12,6 +12,8 @@ from perf_aggregator.exchanges.base import Market
 from perf_aggregator.ledger.trades import Trade
 
 SPOT = Market("BTC/USDT", "BTCUSDT", "BTC", "USDT", "spot")
+SPOT_FIELDS = ("BTC/USDT", "BTC", "USDT", "spot")
+"""A trade's symbol, base, quote and market type on ``SPOT``."""
 
 
 def element(**fields: Any) -> dict[str, Any]:
@@ -35,20 +37,9 @@ def element(**fields: Any) -> dict[str, Any]:
 
 def test_an_element_becomes_a_trade_with_every_field() -> None:
     buy, sell = binance.parse_trades([element(), element(id=28458, isBuyer=False)], SPOT)
-    assert buy == Trade(
-        id="28457",
-        order_id="100234",
-        symbol="BTC/USDT",
-        base="BTC",
-        quote="USDT",
-        market_type="spot",
-        side="buy",
-        amount=Decimal("12.00000000"),
-        price=Decimal("4.00000100"),
-        fee_cost=Decimal("10.10000000"),
-        fee_currency="BNB",
-        timestamp=1499865549590,
-    )
+    decimals = [Decimal(text) for text in ("12.00000000", "4.00000100", "10.10000000")]
+    # in field order: ids, market, side, amount, price and fee, fee currency, time (no exchange pnl)
+    assert buy == Trade("28457", "100234", *SPOT_FIELDS, "buy", *decimals, "BNB", 1499865549590)
     assert (sell.id, sell.side) == ("28458", "sell")
     assert buy.amount.as_tuple().exponent == -8  # the text's digits are kept
 
