@@ -95,5 +95,6 @@ class TextChunks(Chunks[str]):
     def _seal(self) -> None:
         tail = self._tail
         items = tail[:CHUNK]
-        self._sealed.append(("".join(items), array("q", accumulate(map(len, items)))))
+        # ("L", unsigned: "q" stores each item through argument parsing, 350 instructions)
+        self._sealed.append(("".join(items), array("L", accumulate(map(len, items)))))
         del tail[:CHUNK]
