@@ -68,7 +68,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import CONTEXT, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.coinbase.com"
@@ -138,13 +138,14 @@ def market_of_product(product_id: str, markets_by_id: dict[str, Market]) -> Mark
 def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
     """A ``/orders/historical/fills`` element as a normalized trade (exact decimals).
 
-    With ``size_in_quote`` the size is in quote units: amount = size / price.
-    ``commission`` is in the quote currency.
+    With ``size_in_quote`` the size is in quote units: amount = size / price, to the 60 digits of
+    :data:`CONTEXT` whatever the caller's context (the default's 28 would do for METRICS.md; a
+    context without rounding would never end). ``commission`` is in the quote currency.
     """
     price = Decimal(str(raw["price"]))
     size = Decimal(str(raw["size"]))
     if raw.get("size_in_quote") is True:
-        amount = size / price
+        amount = CONTEXT.divide(size, price)
     else:
         amount = size
     side = str(raw["side"]).lower()

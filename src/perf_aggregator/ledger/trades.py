@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation, Rounded, localcontext
 from typing import Literal, NamedTuple
 
-from perf_aggregator.metrics.precision import CONTEXT
-from perf_aggregator.metrics.precision import EXACT as EXACT  # re-exported for the parsers
+from perf_aggregator.metrics.precision import CONTEXT as CONTEXT  # re-exported for the parsers
+from perf_aggregator.metrics.precision import EXACT as EXACT
 
 MarketType = Literal["spot", "swap"]
 Side = Literal["buy", "sell"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -19,6 +19,7 @@ from perf_aggregator.exchanges.coinbase import (
     parse_product,
     parse_time_ms,
 )
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 from perf_aggregator.simulator.accounts import RawTrade
 from perf_aggregator.simulator.coinbase import PRODUCTS, render_fill
 
@@ -155,8 +156,11 @@ def test_times_candles_products_and_error_codes() -> None:
     assert coinbase_error_code("coinbase <html>") is None
 
 
-def test_inexact_quote_size_keeps_28_digits() -> None:
+@pytest.mark.parametrize("context", [Context(prec=5), EXACT, CONTEXT], ids=["5 digits", "exact", "60 digits"])
+def test_inexact_quote_size_keeps_60_digits_in_any_context(context: Context) -> None:
     raw = {**DOC_FILL, "size_in_quote": True, "size": "100", "price": "30000.03"}
-    trade = parse_fill(raw, MARKETS["BTC-USD"])
-    assert trade.amount == Decimal(100) / Decimal("30000.03")
-    assert abs(trade.cost - 100) < Decimal("1e-20")
+    with localcontext(context):  # in the ledger's exact context, a division that does not end
+        trade = parse_fill(raw, MARKETS["BTC-USD"])  # was a MemoryError
+    assert len(trade.amount.as_tuple().digits) == 60
+    assert trade.amount == Decimal("0.00333333000000333333000000333333000000333333000000333333000000")
+    assert abs(trade.cost - 100) < Decimal("1e-55")
