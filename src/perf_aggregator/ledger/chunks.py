@@ -19,6 +19,9 @@ T = TypeVar("T")
 
 CHUNK = 4096
 """Items per sealed chunk."""
+UNSIGNED = "L" if array("L").itemsize == 8 else "Q"
+"""Typecode of the 64-bit unsigned integer columns (``L`` on 64-bit Linux). Not ``q``: its items
+are stored through argument parsing, several hundred instructions each."""
 
 
 class Chunks(Generic[T]):
@@ -95,6 +98,5 @@ class TextChunks(Chunks[str]):
     def _seal(self) -> None:
         tail = self._tail
         items = tail[:CHUNK]
-        # ("L", unsigned: "q" stores each item through argument parsing, 350 instructions)
-        self._sealed.append(("".join(items), array("L", accumulate(map(len, items)))))
+        self._sealed.append(("".join(items), array(UNSIGNED, accumulate(map(len, items)))))
         del tail[:CHUNK]

@@ -17,7 +17,7 @@ from decimal import Decimal
 from itertools import islice
 from operator import add, lt
 
-from perf_aggregator.ledger.chunks import Chunks, TextChunks
+from perf_aggregator.ledger.chunks import UNSIGNED, Chunks, TextChunks
 from perf_aggregator.ledger.trades import (
     MarketType,
     OrderKey,
@@ -33,10 +33,6 @@ Rank = tuple[OrderKey, str]
 integers but spelled differently (``7``, ``007``) still have one order whatever the arrival."""
 
 _SIDES: tuple[Side, Side] = ("buy", "sell")
-_COLUMN = "L" if array("L").itemsize == 8 else "Q"
-"""Typecode of the time and id columns: unsigned 64 bits (``L`` on 64-bit Linux). Not ``q``: its
-items are stored through argument parsing, which made storing a page's columns cost 550 more
-instructions per trade."""
 _MAX_DIGITS = 18
 """Ids of at most 18 digits fit the 64-bit id column."""
 _ID_LIMIT = 10**_MAX_DIGITS
@@ -105,8 +101,8 @@ class SymbolTrades:
         trades waiting for their symbol's replay: compact, and no Trade object stays alive)."""
         self.symbol, self.base, self.quote, self.market_type = symbol, base, quote, market_type
         self._ordered = ordered
-        self.times = array(_COLUMN)  # check_values: from 0
-        self.ids: array[int] | Chunks[str] = array(_COLUMN)
+        self.times = array(UNSIGNED)  # check_values: from 1970
+        self.ids: array[int] | Chunks[str] = array(UNSIGNED)
         self.sides = bytearray()
         self._records = TextChunks()
         self.quote_rates: Chunks[Decimal | None] = Chunks()
