@@ -51,6 +51,7 @@ import gc
 import json
 import math
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -358,6 +359,12 @@ def report(results: list[dict[str, Any]], small: dict[str, Any], quick: bool) ->
         f"Binance spot myTrades payloads -> parse_trades -> Ledger.add (pages of {PAGE_LIMIT}) -> metrics "
         f"and summary; simulated account over {WINDOW_DAYS} days, {len(DEFAULT_SYMBOLS)} symbols, "
         "one process per size" + (" (--quick: the largest size is 250k, not 1M)" if quick else "")
+    )
+    # The interpreter's build moves these figures as much as the code does (bench/README.md).
+    print(
+        f"interpreter: {platform.python_implementation()} {platform.python_version()} "
+        f"({', '.join(platform.python_build())}, {platform.python_compiler()}), "
+        f"{os.path.realpath(sys.executable)}"
     )
     print(
         f"{'trades':>9} {'CPU s':>6} {'wall s':>6} {'trades/s':>8} {'us/trade':>8} {'parse':>6} "
