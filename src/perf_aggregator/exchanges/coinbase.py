@@ -68,7 +68,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import CONTEXT, Trade
+from perf_aggregator.ledger.trades import CONTEXT, EXACT, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.coinbase.com"
@@ -140,10 +140,13 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
 
     With ``size_in_quote`` the size is in quote units: amount = size / price, to the 60 digits of
     :data:`CONTEXT` whatever the caller's context (the default's 28 would do for METRICS.md; a
-    context without rounding would never end). ``commission`` is in the quote currency.
+    context without rounding would never end). ``commission`` is in the quote currency. Decimal
+    texts are read strictly, as Binance's (``EXACT.create_decimal``: no surrounding spaces, no
+    underscores; the connector refuses such a page).
     """
-    price = Decimal(str(raw["price"]))
-    size = Decimal(str(raw["size"]))
+    decimal = EXACT.create_decimal
+    price = decimal(str(raw["price"]))
+    size = decimal(str(raw["size"]))
     if raw.get("size_in_quote") is True:
         amount = CONTEXT.divide(size, price)
     else:
@@ -161,7 +164,7 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if side == "buy" else "sell",
         amount=amount,
         price=price,
-        fee_cost=Decimal(str(raw.get("commission") or "0")),
+        fee_cost=decimal(str(raw.get("commission") or "0")),
         fee_currency=market.quote,
         timestamp=parse_time_ms(str(raw["trade_time"])),
     )

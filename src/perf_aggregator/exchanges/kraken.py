@@ -72,7 +72,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import Trade
+from perf_aggregator.ledger.trades import EXACT, Trade
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.kraken.com"
@@ -171,9 +171,13 @@ def time_ms(value: float | str | Decimal) -> int:
 
 
 def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
-    """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals)."""
-    amount = Decimal(raw["vol"])
-    price = Decimal(raw["price"])
+    """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals).
+
+    Decimal texts are read strictly, as Binance's (``EXACT.create_decimal``: no surrounding
+    spaces, no underscores; the connector refuses such a page)."""
+    decimal = EXACT.create_decimal
+    amount = decimal(raw["vol"])
+    price = decimal(raw["price"])
     side = raw["type"]
     if side not in ("buy", "sell"):
         raise ExchangeRequestError("Kraken reported a trade with an unknown side")
@@ -187,7 +191,7 @@ def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
         side=side,
         amount=amount,
         price=price,
-        fee_cost=Decimal(raw["fee"]),
+        fee_cost=decimal(raw["fee"]),
         fee_currency=market.quote,
         timestamp=time_ms(raw["time"]),
     )

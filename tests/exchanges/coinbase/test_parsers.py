@@ -120,6 +120,16 @@ def test_parse_fill_matches_ccxt(raw: dict[str, Any]) -> None:
     assert ours.market_type == "spot" and (ours.base, ours.quote) == (market.base, market.quote)
 
 
+@pytest.mark.parametrize("field", ["price", "size", "commission"])
+@pytest.mark.parametrize("text", [" 12.5", "12.5 ", "1_000", "twelve"])
+def test_a_decimal_text_that_is_not_strictly_a_number_is_refused(field: str, text: str) -> None:
+    # Decimal() itself would strip the spaces and read the underscores; the connector turns the
+    # ArithmeticError into a refused page (read again later), never a trade
+    market = market_of_product("BTC-USD", MARKETS)
+    with pytest.raises(ArithmeticError):
+        parse_fill({**DOC_FILL, field: text}, market)
+
+
 def test_size_in_quote_is_exact_when_it_divides() -> None:
     assert any(f["size_in_quote"] for f in simulated_fills())
     for raw in simulated_fills():

@@ -83,6 +83,21 @@ def _pair_entry(pair: str) -> dict[str, Any]:
     return {"base": p.base, "quote": p.quote, "wsname": p.wsname, "altname": p.altname}
 
 
+ELEMENT = {"ordertxid": "O1", "pair": "XXBTZUSD", "time": 1767225600.0, "type": "buy"}
+
+
+@pytest.mark.parametrize("field", ["vol", "price", "fee"])
+@pytest.mark.parametrize("text", [" 12.5", "12.5 ", "1_000", "twelve", ""])
+def test_a_decimal_text_that_is_not_strictly_a_number_is_refused(field: str, text: str) -> None:
+    # Decimal() itself would strip the spaces and read the underscores; the connector turns the
+    # ArithmeticError into a refused page (read again later), never a trade
+    raw = ELEMENT | {"vol": "0.5", "price": "30000.1", "fee": "0.1"}
+    market = parse_market("XXBTZUSD", _pair_entry("XXBTZUSD"))
+    assert parse_trade("T1", raw, market).amount == Decimal("0.5")
+    with pytest.raises(ArithmeticError):
+        parse_trade("T1", raw | {field: text}, market)
+
+
 def test_time_is_exact_milliseconds() -> None:
     assert time_ms(1688667796.8802) == 1688667796880
     assert time_ms(1710429248.3052235) == 1710429248305
