@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
 import pytest
 
@@ -106,6 +108,32 @@ def test_budgets_are_shared_per_scope() -> None:
     assert budget_for("https://api.example.test private key-a", 999) is one
     assert budget_for("https://api.example.test private key-b", 30, window_s=1) is not one
     assert one.limit == 30 and one.window_s == 1
+
+
+def test_a_scope_nothing_holds_is_dropped_once_idle_and_kept_until_then() -> None:
+    """Per-key budgets (one per session's API key) must not pile up for the life of the process,
+    nor be forgotten while the exchange still counts what they spent."""
+    idle = [weakref.ref(budget_for(f"https://api.example.test private idle-{n}", 30)) for n in range(100)]
+    spent = budget_for("https://api.example.test private spent", 1, window_s=60)
+    spent.reserve(1)  # paid back 75 s from now (60 s / 80% headroom)
+    penalized = budget_for("https://api.example.test private penalized", 30, window_s=1)
+    penalized.penalize(120)
+    kept = [weakref.ref(spent), weakref.ref(penalized)]
+    del spent, penalized  # their sessions ended
+    budget_for("https://api.example.test private another", 30)  # drops what is idle and unheld
+    gc.collect()
+    assert all(ref() is None for ref in idle)
+    # still what the exchange counts: the next session of the same key inherits it, limits and all
+    spent_again = budget_for("https://api.example.test private spent", 999)
+    penalized_again = budget_for("https://api.example.test private penalized", 999)
+    assert (spent_again, penalized_again) == (kept[0](), kept[1]())
+    assert (spent_again.limit, penalized_again.limit) == (1, 30)
+    assert penalized_again.paused_for > 100
+    # an idle budget that a connector still holds stays shared
+    held = budget_for("https://api.example.test private held", 30)
+    budget_for("https://api.example.test private another", 30)
+    gc.collect()
+    assert held.idle and budget_for("https://api.example.test private held", 999) is held
 
 
 async def test_spend_waits_for_real() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 
 HEADROOM = 0.8
@@ -59,10 +60,13 @@ class RequestBudget:
         headroom: float = HEADROOM,
         spread_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        scope: str | None = None,
     ) -> None:
         """``limit`` weight per ``window_s`` seconds; ``burst`` (weight) defaults to ``BURST``
-        of the limit, at least 1; ``spread_s``: how far arrivals may bunch (module docstring)."""
+        of the limit, at least 1; ``spread_s``: how far arrivals may bunch (module docstring);
+        ``scope``: the name :func:`budget_for` shares it under, if it does."""
         self.window_s = window_s
+        self._scope = scope
         self._spread_s = spread_s
         self._burst = burst
         self._headroom = headroom
@@ -93,6 +97,7 @@ class RequestBudget:
         now = self._clock()
         tat = max(self._tat, now) + weight * self._seconds_per_weight
         self._tat = tat
+        self._keep()
         return max(now, tat - self._tolerance, self._paused_until)
 
     async def spend(self, weight: float) -> None:
@@ -116,14 +121,31 @@ class RequestBudget:
             self._tat += moved
             self._paused_until = until
         self._tat = max(self._tat, self._paused_until + self._tolerance)
+        self._keep()
 
     @property
     def paused_for(self) -> float:
         """Seconds left in the current penalty pause (0 when none)."""
         return max(0.0, self._paused_until - self._clock())
 
+    @property
+    def idle(self) -> bool:
+        """Whether every weight spent is paid back and no pause is on: a new budget with the same
+        limits would schedule exactly as this one does from now on."""
+        return self._clock() >= max(self._tat, self._paused_until)
 
-_BUDGETS: dict[str, RequestBudget] = {}
+    def _keep(self) -> None:
+        """A shared budget that holds spent weight or a pause outlives its holders until idle."""
+        if self._scope is not None:
+            _BUSY[self._scope] = self
+
+
+_SHARED: weakref.WeakValueDictionary[str, RequestBudget] = weakref.WeakValueDictionary()
+"""The budgets :func:`budget_for` handed out, by scope, for as long as something holds them."""
+_BUSY: dict[str, RequestBudget] = {}
+"""Shared budgets that may not be idle, held here too: when the last connector of a scope goes
+(a session with its own API key ends), what the exchange still counts stays with the scope for
+the next one, and an idle budget is then dropped instead of kept for the life of the process."""
 
 
 def budget_for(
@@ -136,9 +158,14 @@ def budget_for(
 ) -> RequestBudget:
     """The process-wide budget of ``scope`` (an origin plus API family, or plus a key digest).
 
-    The first caller's limit, window, burst and spread create it; later callers share it as it is.
+    The first caller's limit, window, burst and spread create it; later callers share it as it
+    is, while anything holds it or it is not idle. Idle budgets nothing holds are dropped here.
     """
-    budget = _BUDGETS.get(scope)
+    for name, kept in list(_BUSY.items()):  # (a copy in one step: other event loops may spend)
+        if kept.idle:
+            del _BUSY[name]  # still shared while a connector holds it
+    budget = _SHARED.get(scope)
     if budget is None:
-        budget = _BUDGETS[scope] = RequestBudget(limit, window_s=window_s, burst=burst, spread_s=spread_s)
+        budget = RequestBudget(limit, window_s=window_s, burst=burst, spread_s=spread_s, scope=scope)
+        _SHARED[scope] = budget
     return budget
