@@ -51,3 +51,11 @@ def test_a_decimal_text_that_is_not_strictly_a_number_is_refused(field: str, tex
     # ArithmeticError into a refused page (read again later), never a trade
     with pytest.raises(ArithmeticError):
         binance.parse_trades([element(**{field: text})], SPOT)
+
+
+def test_a_kline_close_is_read_strictly() -> None:
+    row = [1499040000000, "0.01634790", "0.80000000", "0.01575800", "0.01577100", "148976.1", 1499644799999]
+    assert binance.parse_kline(row) == (1499040000000, Decimal("0.01577100"))
+    for close in (" 0.015771", "0_015771", "cheap"):  # Decimal() would read the first two
+        with pytest.raises(ArithmeticError):
+            binance.parse_kline([*row[:4], close, *row[5:]])

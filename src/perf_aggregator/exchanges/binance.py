@@ -148,8 +148,9 @@ def answers_trades_request(params: dict[str, Any], raw: list[dict[str, Any]]) ->
 
 
 def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
-    """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``."""
-    return int(raw[0]), Decimal(raw[4])
+    """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``, the close read strictly as
+    the trades' decimals are."""
+    return int(raw[0]), EXACT.create_decimal(raw[4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,7 +483,10 @@ class BinanceSpot:
             raw = await self._call(
                 getattr(self._ccxt, self.api.klines), params, self.api.weights["klines"], list
             )
-            page = [parse_kline(k) for k in raw]
+            try:
+                page = [parse_kline(k) for k in raw]
+            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+                raise ExchangeUnavailable("Binance answered with candles it could not have sent") from None
             opens = [open_ms for open_ms, _ in page]
             contiguous = not closes or not opens or opens[0] == cursor
             if (

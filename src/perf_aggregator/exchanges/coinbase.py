@@ -171,8 +171,9 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
 
 
 def parse_candle(raw: dict[str, Any]) -> tuple[int, Decimal]:
-    """A ``/market/products/{id}/candles`` element as ``(open_time_ms, close)``."""
-    return int(raw["start"]) * 1000, Decimal(str(raw["close"]))
+    """A ``/market/products/{id}/candles`` element as ``(open_time_ms, close)``, the close read
+    strictly as the fills' decimals are."""
+    return int(raw["start"]) * 1000, EXACT.create_decimal(str(raw["close"]))
 
 
 def parse_product(raw: dict[str, Any]) -> Market | None:

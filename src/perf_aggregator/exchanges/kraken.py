@@ -198,8 +198,9 @@ def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
 
 
 def parse_ohlc(raw: Sequence[Any]) -> tuple[int, Decimal]:
-    """An ``OHLC`` element ``[time, open, high, low, close, vwap, volume, count]`` as ``(open_ms, close)``."""
-    return int(raw[0]) * 1000, Decimal(raw[4])
+    """An ``OHLC`` element ``[time, open, high, low, close, vwap, volume, count]`` as ``(open_ms, close)``,
+    the close read strictly as the trades' decimals are."""
+    return int(raw[0]) * 1000, EXACT.create_decimal(raw[4])
 
 
 def kraken_errors(text: str) -> list[str]:

@@ -152,6 +152,9 @@ def test_times_candles_products_and_error_codes() -> None:
     assert parse_candle(
         {"start": "1700000040", "low": "1", "high": "2", "open": "1", "close": "1.50", "volume": "3"}
     ) == (1_700_000_040_000, Decimal("1.50"))
+    for close in ("1.50 ", "1_50", "cheap"):  # Decimal() would read the first two
+        with pytest.raises(ArithmeticError):
+            parse_candle({"start": "1700000040", "close": close})
     assert parse_product(
         {
             "product_id": "ETH-BTC",

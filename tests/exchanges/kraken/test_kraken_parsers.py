@@ -136,6 +136,9 @@ def test_asset_codes_and_real_kraken_pairs() -> None:
 def test_ohlc_rows_and_error_strings() -> None:
     row = [1591475640, "0.02500", "0.02500", "0.02500", "0.02501", "0.02500", "9.12201000", 5]
     assert parse_ohlc(row) == (1591475640000, Decimal("0.02501"))
+    for close in (" 0.02501", "0_02501", "cheap"):  # Decimal() would read the first two
+        with pytest.raises(ArithmeticError):
+            parse_ohlc([*row[:4], close, *row[5:]])
     text = 'kraken {"error":["EAPI:Invalid key"],"result":{}}'
     assert kraken_errors(text) == ["EAPI:Invalid key"]
     assert kraken_errors('kraken {"error":["EGeneral:Invalid arguments:ofs"]}') == [
