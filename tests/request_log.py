@@ -1,10 +1,30 @@
-"""An ASGI wrapper that records every request a simulator serves (path and query)."""
+"""ASGI helpers for tests that watch or rewrite what a simulator serves: a wrapper that records
+every request (path and query), and the pieces of wrappers that rewrite answers."""
 
 from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+async def held_answer(app: ASGIApp, scope: Scope, receive: Receive) -> tuple[list[Message], bytes]:
+    """``app``'s answer to the request, held back instead of sent: its messages and whole body."""
+    messages: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        messages.append(message)
+
+    await app(scope, receive, keep)
+    return messages, b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+
+
+def json_answer(body: bytes) -> list[Message]:
+    """The messages of a 200 answer carrying the JSON ``body``."""
+    return [
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]},
+        {"type": "http.response.body", "body": body},
+    ]
 
 
 class RequestLog:

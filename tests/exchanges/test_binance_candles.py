@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.binance import BinanceSpot
 from perf_aggregator.exchanges.errors import ExchangeUnavailable
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
 from perf_aggregator.tee.credentials import ExchangeCredentials
+from request_log import held_answer, json_answer
 
 MINUTE_MS = 60_000
 
@@ -33,22 +34,9 @@ class Garbling:
         if scope["type"] != "http" or scope["path"] != "/api/v3/klines" or self.row is None:
             await self.app(scope, receive, send)
             return
-        messages: list[Message] = []
-
-        async def keep(message: Message) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, keep)
-        rows = json.loads(b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body"))
-        body = json.dumps([self.row, *rows[1:]]).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        _, body = await held_answer(self.app, scope, receive)
+        for message in json_answer(json.dumps([self.row, *json.loads(body)[1:]]).encode()):
+            await send(message)
 
 
 @pytest.fixture(scope="module")

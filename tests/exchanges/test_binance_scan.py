@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from perf_aggregator.devserver import serve_in_thread
 from perf_aggregator.exchanges.binance import EMPTY_READS_KNOWN, BinanceSpot
@@ -20,6 +20,7 @@ from perf_aggregator.ledger.trades import Trade
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
 from perf_aggregator.simulator.binance_usdm import enable_futures
 from perf_aggregator.tee.credentials import ExchangeCredentials
+from request_log import held_answer, json_answer
 
 DAY_MS = 86_400_000
 TRADES_PATHS = frozenset({"/api/v3/myTrades", "/fapi/v1/userTrades"})
@@ -45,26 +46,13 @@ class Lagging:
         if scope["type"] != "http" or scope["path"] not in TRADES_PATHS or "startTime" not in query:
             await self.app(scope, receive, send)
             return
-        messages: list[Message] = []
-
-        async def keep(message: Message) -> None:
-            messages.append(message)
-
-        await self.app(scope, receive, keep)
+        messages, body = await held_answer(self.app, scope, receive)
         window = scope["path"] + query["startTime"][0]
-        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
         if self.window is None and messages[0]["status"] == 200 and json.loads(body):
             self.window = window
         if window == self.window and self.hidden < self.hide:
             self.hidden += 1
-            messages = [
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                },
-                {"type": "http.response.body", "body": b"[]"},
-            ]
+            messages = json_answer(b"[]")
         for message in messages:
             await send(message)
 
