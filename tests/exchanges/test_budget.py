@@ -136,6 +136,26 @@ def test_a_scope_nothing_holds_is_dropped_once_idle_and_kept_until_then() -> Non
     assert held.idle and budget_for("https://api.example.test private held", 999) is held
 
 
+def test_a_spent_budget_nothing_holds_is_dropped_once_paid_back() -> None:
+    clock = FakeClock()
+    scope = "https://api.example.test private spent-then-idle"
+    spent = budget_for(scope, 1, window_s=60, clock=clock)
+    spent.reserve(1)  # paid back at 1075.3125: (60 s + the 1/4 s spread) / 80% headroom
+    ref = weakref.ref(spent)
+    del spent
+    clock.now = 1075.3
+    budget_for("https://api.example.test private another", 30)
+    gc.collect()
+    alive = ref()
+    assert alive is not None and not alive.idle
+    del alive
+    clock.now = 1075.3125
+    budget_for("https://api.example.test private another", 30)
+    gc.collect()
+    assert ref() is None
+    assert budget_for(scope, 30, clock=clock).limit == 30  # a new one
+
+
 async def test_spend_waits_for_real() -> None:
     limit = 60 * 60 / HEADROOM  # 60 weight per second after headroom
     budget = RequestBudget(limit)

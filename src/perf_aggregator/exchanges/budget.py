@@ -23,6 +23,7 @@ counter (Kraken's: at most ``maximum``, decaying by ``decay`` per second) is the
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -137,7 +138,8 @@ class RequestBudget:
     def _keep(self) -> None:
         """A shared budget that holds spent weight or a pause outlives its holders until idle."""
         if self._scope is not None:
-            _BUSY[self._scope] = self
+            with _LOCK:
+                _BUSY[self._scope] = self
 
 
 _SHARED: weakref.WeakValueDictionary[str, RequestBudget] = weakref.WeakValueDictionary()
@@ -146,6 +148,9 @@ _BUSY: dict[str, RequestBudget] = {}
 """Shared budgets that may not be idle, held here too: when the last connector of a scope goes
 (a session with its own API key ends), what the exchange still counts stays with the scope for
 the next one, and an idle budget is then dropped instead of kept for the life of the process."""
+_LOCK = threading.Lock()
+"""Guards both against event loops of other threads: a budget found idle must not be dropped
+after another thread's reservation (whose ``_keep`` waits for the lock), nor a scope created twice."""
 
 
 def budget_for(
@@ -155,17 +160,21 @@ def budget_for(
     window_s: float = MINUTE_S,
     burst: float | None = None,
     spread_s: float = ARRIVAL_SPREAD_S,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RequestBudget:
     """The process-wide budget of ``scope`` (an origin plus API family, or plus a key digest).
 
-    The first caller's limit, window, burst and spread create it; later callers share it as it
-    is, while anything holds it or it is not idle. Idle budgets nothing holds are dropped here.
+    The first caller's limit, window, burst, spread and clock create it; later callers share it
+    as it is, while anything holds it or it is not idle. Idle budgets nothing holds are dropped
+    here.
     """
-    for name, kept in list(_BUSY.items()):  # (a copy in one step: other event loops may spend)
-        if kept.idle:
+    with _LOCK:
+        for name in [name for name, kept in _BUSY.items() if kept.idle]:
             del _BUSY[name]  # still shared while a connector holds it
-    budget = _SHARED.get(scope)
-    if budget is None:
-        budget = RequestBudget(limit, window_s=window_s, burst=burst, spread_s=spread_s, scope=scope)
-        _SHARED[scope] = budget
+        budget = _SHARED.get(scope)
+        if budget is None:
+            budget = RequestBudget(
+                limit, window_s=window_s, burst=burst, spread_s=spread_s, clock=clock, scope=scope
+            )
+            _SHARED[scope] = budget
     return budget
