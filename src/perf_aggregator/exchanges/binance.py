@@ -37,6 +37,7 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED,
     MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
@@ -46,7 +47,7 @@ from perf_aggregator.exchanges.errors import (
     raised_while_signing,
 )
 from perf_aggregator.ledger.prices import STABLECOINS
-from perf_aggregator.ledger.trades import EXACT, Trade
+from perf_aggregator.ledger.trades import Trade, exchange_decimal
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.binance.com"
@@ -80,11 +81,10 @@ def parse_trades(raw: Sequence[dict[str, Any]], market: Market) -> list[Trade]:
 
     This runs for every fill fetched: the fields are taken in one call per element, and each
     trade is made as the tuple it is (``tuple.__new__``), without the Python-level ``__new__``
-    that calling ``Trade`` runs. Decimal texts are read by ``EXACT.create_decimal``: exact, a
-    tenth cheaper than ``Decimal()``, and strict (no surrounding spaces, no underscores).
+    that calling ``Trade`` runs. Decimal texts are read by :data:`exchange_decimal`.
     """
     symbol, base, quote = market.symbol, market.base, market.quote
-    decimal = EXACT.create_decimal
+    decimal = exchange_decimal
     return [
         tuple.__new__(
             Trade,
@@ -148,9 +148,8 @@ def answers_trades_request(params: dict[str, Any], raw: list[dict[str, Any]]) ->
 
 
 def parse_kline(raw: Sequence[Any]) -> tuple[int, Decimal]:
-    """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``, the close read strictly as
-    the trades' decimals are."""
-    return int(raw[0]), EXACT.create_decimal(raw[4])
+    """A ``GET /api/v3/klines`` element as ``(open_time_ms, close)``."""
+    return int(raw[0]), exchange_decimal(raw[4])
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +415,7 @@ class BinanceSpot:
             if not answers_trades_request(params, raw):
                 raise ValueError("page does not answer the request")
             trades = [t for t in api.parse_trades(raw, market) if t.timestamp >= since_ms]
-        except (KeyError, TypeError, ValueError, ArithmeticError):
+        except MALFORMED:
             # A stale, overlapping or garbled page: retry later rather than move the cursor.
             raise ExchangeUnavailable(
                 "Binance answered with a page that does not match the request"
@@ -485,7 +484,7 @@ class BinanceSpot:
             )
             try:
                 page = [parse_kline(k) for k in raw]
-            except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+            except MALFORMED:
                 raise ExchangeUnavailable("Binance answered with candles it could not have sent") from None
             opens = [open_ms for open_ms, _ in page]
             contiguous = not closes or not opens or opens[0] == cursor

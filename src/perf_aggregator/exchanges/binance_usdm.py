@@ -38,7 +38,7 @@ from typing import Any
 from perf_aggregator.clock import Clock, now_ms
 from perf_aggregator.exchanges.base import Market
 from perf_aggregator.exchanges.binance import BinanceApi, BinanceCursor, BinanceSpot
-from perf_aggregator.ledger.trades import EXACT, Trade
+from perf_aggregator.ledger.trades import Trade, exchange_decimal
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://fapi.binance.com"
@@ -64,10 +64,10 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
 
     ``side`` comes from ``side`` (``BUY``/``SELL``), else from ``buyer``; the fee is
     ``commission`` in ``commissionAsset`` with its sign (negative: a rebate);
-    ``exchange_realized_pnl`` is Binance's ``realizedPnl``. Decimal texts are read strictly, as
-    the spot parser reads them (``EXACT.create_decimal``: no surrounding spaces, no underscores).
+    ``exchange_realized_pnl`` is Binance's ``realizedPnl``. Decimal texts are read by
+    :data:`~perf_aggregator.ledger.trades.exchange_decimal`.
     """
-    decimal = EXACT.create_decimal
+    decimal = exchange_decimal
     amount = decimal(raw["qty"])
     price = decimal(raw["price"])
     side_text = raw.get("side")

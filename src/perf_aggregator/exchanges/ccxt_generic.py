@@ -69,6 +69,7 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED,
     MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
@@ -312,7 +313,7 @@ class CcxtGeneric:
         )
         try:
             answered = [(int(entry["timestamp"]), _trade(entry, markets)) for entry in raw]
-        except (KeyError, TypeError, ValueError, InvalidOperation):
+        except MALFORMED:
             raise ExchangeUnavailable(f"{self.exchange_id} sent a malformed trade") from None
         step = next_window(state, start, end, now, [at for at, _ in answered], self._max_window_ms)
         if step.crowded:
@@ -335,7 +336,7 @@ class CcxtGeneric:
         rows = await self._call(self._ccxt.fetch_ohlcv, symbol, "1m", start_ms, limit)
         try:
             closes = sorted((int(row[0]), decimal(row[4])) for row in rows)
-        except (IndexError, TypeError, ValueError, InvalidOperation):
+        except MALFORMED:
             raise ExchangeUnavailable(f"{self.exchange_id} sent a malformed candle") from None
         closes = [c for c in closes if start_ms <= c[0] <= end_ms]
         if not closes:

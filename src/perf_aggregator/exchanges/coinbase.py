@@ -59,6 +59,7 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED,
     MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeError,
@@ -68,7 +69,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import CONTEXT, EXACT, Trade
+from perf_aggregator.ledger.trades import CONTEXT, Trade, exchange_decimal
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.coinbase.com"
@@ -141,10 +142,9 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
     With ``size_in_quote`` the size is in quote units: amount = size / price, to the 60 digits of
     :data:`CONTEXT` whatever the caller's context (the default's 28 would do for METRICS.md; a
     context without rounding would never end). ``commission`` is in the quote currency. Decimal
-    texts are read strictly, as Binance's (``EXACT.create_decimal``: no surrounding spaces, no
-    underscores; the connector refuses such a page).
+    texts are read by :data:`~perf_aggregator.ledger.trades.exchange_decimal`.
     """
-    decimal = EXACT.create_decimal
+    decimal = exchange_decimal
     price = decimal(str(raw["price"]))
     size = decimal(str(raw["size"]))
     if raw.get("size_in_quote") is True:
@@ -171,9 +171,8 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
 
 
 def parse_candle(raw: dict[str, Any]) -> tuple[int, Decimal]:
-    """A ``/market/products/{id}/candles`` element as ``(open_time_ms, close)``, the close read
-    strictly as the fills' decimals are."""
-    return int(raw["start"]) * 1000, EXACT.create_decimal(str(raw["close"]))
+    """A ``/market/products/{id}/candles`` element as ``(open_time_ms, close)``."""
+    return int(raw["start"]) * 1000, exchange_decimal(str(raw["close"]))
 
 
 def parse_product(raw: dict[str, Any]) -> Market | None:
@@ -302,7 +301,7 @@ class CoinbaseAdvanced:
             # offset can only come out low, and a token signed on it is never ahead of Coinbase
             # (against the round trip's midpoint, a slow way in made it up to half the trip high).
             offset = int(answer["epochMillis"]) - after
-        except (KeyError, TypeError, ValueError):
+        except MALFORMED:
             raise ExchangeUnavailable("Coinbase sent a malformed answer") from None
         moved = abs(offset - self._ccxt.clock_offset_ms) >= RESYNC_THRESHOLD_MS
         self._ccxt.clock_offset_ms = offset
@@ -374,7 +373,7 @@ class CoinbaseAdvanced:
         try:
             parsed = [parse_fill(r, market_of_product(str(r["product_id"]), self._by_id)) for r in raw_fills]
             sequenced = [parse_time_ms(str(r["sequence_timestamp"])) for r in raw_fills]
-        except (KeyError, TypeError, ValueError, ArithmeticError):
+        except MALFORMED:
             raise ExchangeUnavailable("Coinbase sent a malformed fill") from None
         if any(t < start_ms - SEQUENCE_SLACK_MS for t in sequenced):
             raise ExchangeUnavailable("Coinbase answered with a page that does not match the request")
@@ -410,7 +409,7 @@ class CoinbaseAdvanced:
             )
             try:
                 page = sorted(parse_candle(raw) for raw in answer.get("candles") or [])
-            except (KeyError, TypeError, ValueError, ArithmeticError):
+            except MALFORMED:
                 raise ExchangeUnavailable("Coinbase sent a malformed candle") from None
             if any(not cursor <= open_ms <= window_end for open_ms, _ in page):
                 raise ExchangeUnavailable("Coinbase answered with candles that do not match the request")

@@ -35,6 +35,11 @@ class ExchangeRequestError(ExchangeError):
     """The exchange rejected a request as malformed: a bug on our side, not the user's."""
 
 
+MALFORMED: tuple[type[Exception], ...] = (KeyError, IndexError, TypeError, ValueError, ArithmeticError)
+"""What reading a garbled exchange answer raises (a field missing, a row too short, a value of the
+wrong type or not a number): the connectors turn it into :class:`ExchangeUnavailable`, and the
+page is read again later."""
+
 MALFORMED_KEY_MESSAGE = "the API secret is not in the form this exchange uses"
 """Why a secret was refused when the exchange's request signer could not use it."""
 

@@ -65,6 +65,7 @@ from perf_aggregator.exchanges.base import Candles, Market, TradePage
 from perf_aggregator.exchanges.budget import RequestBudget, budget_for
 from perf_aggregator.exchanges.endpoints import origin_of, override_ccxt_urls
 from perf_aggregator.exchanges.errors import (
+    MALFORMED,
     MALFORMED_KEY_MESSAGE,
     CredentialsRejected,
     ExchangeRequestError,
@@ -72,7 +73,7 @@ from perf_aggregator.exchanges.errors import (
     RateLimited,
     raised_while_signing,
 )
-from perf_aggregator.ledger.trades import EXACT, Trade
+from perf_aggregator.ledger.trades import Trade, exchange_decimal
 from perf_aggregator.tee.credentials import ExchangeCredentials
 
 PUBLIC_ORIGIN = "https://api.kraken.com"
@@ -171,11 +172,9 @@ def time_ms(value: float | str | Decimal) -> int:
 
 
 def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
-    """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals).
-
-    Decimal texts are read strictly, as Binance's (``EXACT.create_decimal``: no surrounding
-    spaces, no underscores; the connector refuses such a page)."""
-    decimal = EXACT.create_decimal
+    """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals, read
+    by :data:`~perf_aggregator.ledger.trades.exchange_decimal`)."""
+    decimal = exchange_decimal
     amount = decimal(raw["vol"])
     price = decimal(raw["price"])
     side = raw["type"]
@@ -198,9 +197,8 @@ def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
 
 
 def parse_ohlc(raw: Sequence[Any]) -> tuple[int, Decimal]:
-    """An ``OHLC`` element ``[time, open, high, low, close, vwap, volume, count]`` as ``(open_ms, close)``,
-    the close read strictly as the trades' decimals are."""
-    return int(raw[0]) * 1000, EXACT.create_decimal(raw[4])
+    """An ``OHLC`` element ``[time, open, high, low, close, vwap, volume, count]`` as ``(open_ms, close)``."""
+    return int(raw[0]) * 1000, exchange_decimal(raw[4])
 
 
 def kraken_errors(text: str) -> list[str]:
@@ -416,7 +414,7 @@ class KrakenSpot:
             ordered = sorted(entries.items(), key=lambda item: time_ms(item[1]["time"]), reverse=True)
             times = [time_ms(raw["time"]) for _, raw in ordered]
             answers = _answers_walk(state, start_s * 1000, entries, times)
-        except (KeyError, TypeError, ValueError, ArithmeticError):
+        except MALFORMED:
             raise ExchangeUnavailable("Kraken sent a malformed answer") from None
         if not answers:
             raise ExchangeUnavailable("Kraken answered with a page that does not match the request")
@@ -426,7 +424,7 @@ class KrakenSpot:
                 continue
             try:
                 trade = parse_trade(txid, raw, await self._market_of(str(raw["pair"])))
-            except (KeyError, TypeError, ValueError, ArithmeticError):
+            except MALFORMED:
                 raise ExchangeUnavailable("Kraken sent a malformed trade") from None
             if trade.timestamp >= since_ms:
                 trades.append(trade)
@@ -452,7 +450,7 @@ class KrakenSpot:
         try:
             closes = sorted(parse_ohlc(row) for row in rows)
             last_ms = int(result["last"]) * 1000
-        except (KeyError, IndexError, TypeError, ValueError, ArithmeticError):
+        except MALFORMED:
             raise ExchangeUnavailable("Kraken sent a malformed candle") from None
         if any(open_ms <= since_s * 1000 for open_ms, _ in closes):
             raise ExchangeUnavailable("Kraken answered with candles that do not match the request")
