@@ -1,8 +1,11 @@
-"""ASGI helpers for tests that watch or rewrite what a simulator serves: a wrapper that records
-every request (path and query), and the pieces of wrappers that rewrite answers."""
+"""ASGI helpers for tests that watch, hold or rewrite what a simulator serves: a wrapper that
+records every request (path and query), one that holds requests back while it is closed, and the
+pieces of wrappers that rewrite answers."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,3 +50,33 @@ class RequestLog:
     def count(self, path: str) -> int:
         """How many requests went to ``path``."""
         return self.paths.count(path)
+
+
+class Gate:
+    """Wraps a simulator app served in another thread; while closed (:meth:`close`), requests wait
+    at the gate, and ``waiting`` counts them, until :meth:`open`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._open = threading.Event()
+        self._open.set()
+        self._lock = threading.Lock()
+        self.waiting = 0
+
+    def close(self) -> None:
+        """Hold the requests that arrive from now on."""
+        self._open.clear()
+
+    def open(self) -> None:
+        """Let the held requests, and those to come, through."""
+        self._open.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._open.is_set():
+            with self._lock:
+                self.waiting += 1
+            while not self._open.is_set():
+                await asyncio.sleep(0.01)
+            with self._lock:
+                self.waiting -= 1
+        await self.app(scope, receive, send)

@@ -33,7 +33,7 @@ from perf_aggregator.sessions.store import STORE_FILE
 from perf_aggregator.simulator.accounts import Account, RawTrade, generate_account
 from perf_aggregator.simulator.binance import SimulatedBinance, create_binance_app
 from perf_aggregator.simulator.faults import FaultInjector, FaultPlan
-from request_log import RequestLog
+from request_log import Gate, RequestLog
 
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
@@ -266,6 +266,53 @@ async def test_a_session_waiting_for_its_exchange_can_be_revoked_by_its_owner(
                 with pytest.raises(EnclaveError) as gone:
                     await client.metrics(sid, token)
                 assert gone.value.status == 401
+
+
+async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_revoked(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the purge loop retries a waiting session, the session stays revocable (it was
+    invisible during each attempt: its owner got 401), and a restore that succeeds after the
+    revocation does not bring it back."""
+    sim = SimulatedBinance(seed=43)
+    faults = FaultInjector(create_binance_app(sim), FaultPlan())
+    gate = Gate(faults)
+    now = now_ms()
+    account = sim.create_account(55, 40, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
+    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
+    monkeypatch.setattr(registry, "PURGE_EVERY_S", 0.3)
+    with serve_in_thread(gate) as origin:
+        settings = enclave_settings(enclave_data_dir, origin)
+        policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
+        with serve_in_thread(create_app(settings)) as first:
+            async with EnclaveClient(first) as client:
+                registration = await client.register(credentials, ttl=3600, policy=policy)
+                sid, token = registration.session_id, registration.token
+                await until(client, sid, token, settled, "backfill")
+
+        faults.plan = FaultPlan(server_error_rate=1.0)  # the restore at start fails: the session waits
+        with serve_in_thread(create_app(settings)) as second:
+            async with EnclaveClient(second) as client:
+                gate.close()
+                faults.plan = FaultPlan()  # the purge loop's next attempt would succeed, once let through
+                deadline = time.monotonic() + 30
+                while not gate.waiting:
+                    assert time.monotonic() < deadline, "no restore attempt reached the exchange"
+                    await asyncio.sleep(0.05)
+                with pytest.raises(EnclaveError) as wrong:
+                    await client.revoke(sid, "not-" + token)
+                assert wrong.value.status == 401
+                await client.revoke(sid, token)  # during the attempt
+                gate.open()
+                while gate.waiting:
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.0)  # the attempt ends, and a few purge-loop passes
+                assert (await client.health())["sessions"] == 0
+                with pytest.raises(EnclaveError) as gone:
+                    await client.metrics(sid, token)
+                assert gone.value.status == 401
+                with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
+                    assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
 
 
 async def test_a_session_stored_with_an_impossible_trade_resumes_without_it(

@@ -80,7 +80,9 @@ class SessionRegistry:
         self._store = store
         self.clock_ms = clock_ms
         self._sessions: dict[str, Session] = {}
-        self._unrestored: list[StoredSession] = []
+        self._unrestored: dict[str, StoredSession] = {}
+        """Stored sessions not live yet, by id: waiting for their exchange, or being restored. Each
+        stays here until it is live or dropped, so that its owner can revoke it meanwhile."""
         self._unresumable: dict[str, SessionRecord] = {}
         """Stored sessions whose restore failed unexpectedly (a bug): kept in the store for a later
         version, not retried before a restart, revocable by their owner, dropped when expired."""
@@ -93,7 +95,7 @@ class SessionRegistry:
 
     async def start(self) -> None:
         """Resume the sessions of the sealed store, then start the background purge."""
-        self._unrestored = list(self._store.load(self.clock_ms()))
+        self._unrestored = {stored.record.id: stored for stored in self._store.load(self.clock_ms())}
         await self._restore_pending()
         self._purger = asyncio.create_task(self._purge_loop())
 
@@ -198,25 +200,28 @@ class SessionRegistry:
         its owner can DELETE it (:meth:`revoke_authorized`). One whose restore fails otherwise (a
         bug) stays stored, answering the same, until a restart, its expiry or its revocation.
         """
-        pending, self._unrestored = self._unrestored, []
+        pending = list(self._unrestored.items())
         unreachable: set[str] = set()
         now = self.clock_ms()
-        for stored in pending:
+        for session_id, stored in pending:
             exchange = stored.record.exchange
+            if self._unrestored.get(session_id) is not stored:
+                continue  # revoked while another one was being restored
             if stored.record.expires_ms <= now:
-                self._store.delete(stored.record.id)
-            elif exchange in unreachable:
-                self._unrestored.append(stored)
-            else:
-                try:
-                    await self._restore(stored)
-                except ExchangeError as exc:
-                    log.warning("stored sessions wait for %s: %s", exchange, type(exc).__name__)
-                    unreachable.add(exchange)
-                    self._unrestored.append(stored)
-                except Exception as exc:  # a bug must not stop the service from starting
-                    log.error("a stored session cannot be resumed and is kept stored: %s", type(exc).__name__)
-                    self._unresumable[stored.record.id] = stored.record
+                del self._unrestored[session_id]
+                self._store.delete(session_id)
+                continue
+            if exchange in unreachable:
+                continue
+            try:
+                await self._restore(stored)
+            except ExchangeError as exc:
+                log.warning("stored sessions wait for %s: %s", exchange, type(exc).__name__)
+                unreachable.add(exchange)
+            except Exception as exc:  # a bug must not stop the service from starting
+                log.error("a stored session cannot be resumed and is kept stored: %s", type(exc).__name__)
+                if self._unrestored.pop(session_id, None) is not None:  # (not revoked meanwhile)
+                    self._unresumable[session_id] = stored.record
         if pending:
             log.info("resumed stored sessions (live=%d, waiting=%d)", len(self), len(self._unrestored))
 
@@ -229,6 +234,7 @@ class SessionRegistry:
                 # Summaries name the origin every trade came from: one session, one origin.
                 log.warning("a stored session is dropped: its exchange origin was changed by the operator")
                 await connector.close()
+                self._unrestored.pop(record.id, None)
                 self._store.delete(record.id)
                 return
             prices = self._price_service(record.exchange)
@@ -256,6 +262,10 @@ class SessionRegistry:
         except BaseException:
             await connector.close()
             raise
+        if self._unrestored.get(record.id) is not stored:  # its owner revoked it meanwhile
+            await connector.close()
+            return
+        del self._unrestored[record.id]
         session = Session(
             id=record.id,
             token_hash=record.token_hash,
@@ -289,7 +299,7 @@ class SessionRegistry:
         A stored session still waiting for its exchange after a restart counts too: its owner
         can end it (and purge its sealed credentials) without waiting for the exchange.
         """
-        waiting = next((s for s in self._unrestored if s.record.id == session_id), None)
+        waiting = self._unrestored.get(session_id)
         stored = waiting.record if waiting is not None else self._unresumable.get(session_id)
         if stored is None:
             await self.revoke(self.authenticate(session_id, token).id)
@@ -298,7 +308,7 @@ class SessionRegistry:
             raise Unauthorized("missing or invalid credentials for this session")
         self._delete_stored(session_id)
         if waiting is not None:
-            self._unrestored.remove(waiting)
+            del self._unrestored[session_id]
         self._unresumable.pop(session_id, None)
         log.info("a stored session not resumed was revoked")
 
