@@ -2,7 +2,8 @@
 
 It works from raw Binance payloads (myTrades elements and klines) and shares no
 code with the project's ledger, so end-to-end tests can compare the service's
-figures against it.
+figures against it. Realized pnl (fee shares included) is summed in exact fractions and
+rounded once, half-even, at the edge: the exact figure, whatever the digits of a division.
 """
 
 from __future__ import annotations
@@ -11,15 +12,24 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from fractions import Fraction
 from typing import Any
 
 STABLE = {"USD", "USDT", "USDC", "FDUSD", "BUSD", "DAI", "TUSD", "USDP", "PYUSD", "USDS"}
 HOUR_MS = 3_600_000
 
 
-def usd8(x: Decimal) -> str:
-    q = x.quantize(Decimal("1E-8"), rounding=ROUND_HALF_EVEN)
+def usd8(x: Decimal | Fraction) -> str:
+    if isinstance(x, Fraction):
+        q = Decimal(round(x * 100_000_000)).scaleb(-8)  # round(): half-even, exact
+    else:
+        q = x.quantize(Decimal("1E-8"), rounding=ROUND_HALF_EVEN)
     return "0" if q == 0 else format(q.normalize(), "f")
+
+
+def decimal(x: Fraction) -> Decimal:
+    """``x`` to the current context's precision (for square roots and ratios)."""
+    return Decimal(x.numerator) / Decimal(x.denominator)
 
 
 def qty(x: Decimal) -> str:
@@ -56,11 +66,11 @@ class Sym:
     unpriced: int = 0
     volume: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
-    pnl: Decimal = Decimal(0)
+    pnl: Fraction = Fraction(0)
     basis: Decimal = Decimal(0)
     closed_qty: Decimal = Decimal(0)
     unmatched: Decimal = Decimal(0)
-    closed_pnls: list[Decimal] = field(default_factory=list)
+    closed_pnls: list[Fraction] = field(default_factory=list)
     lots: list[list[Any]] = field(default_factory=list)
     first: int | None = None
     last: int | None = None
@@ -86,7 +96,7 @@ def compute(
             trades.append(r)
         trades.sort(key=lambda r: (r["time"], int(r["id"]), 0 if r["isBuyer"] else 1))
         syms: dict[str, Sym] = defaultdict(Sym)
-        daily: dict[int, Decimal] = defaultdict(Decimal)
+        daily: dict[int, Fraction] = defaultdict(Fraction)
         hold_weighted = Decimal(0)
         hold_qty = Decimal(0)
         for r in trades:
@@ -108,13 +118,17 @@ def compute(
                 s.lots.append([amount, price, t, fee, amount, prices.usd(Decimal(1), quote, t)])
                 continue
             remaining = amount
-            closed_pnl = Decimal(0)
+            closed_pnl = Fraction(0)
             matched = False
             while remaining > 0 and s.lots:
                 lot = s.lots[0]
                 q = min(remaining, lot[0])
                 quote_rate_now = prices.usd(Decimal(1), quote, t)
-                piece = q * (price - lot[1]) * quote_rate_now - lot[3] * q / lot[4] - fee * q / amount
+                piece = (
+                    Fraction(q * (price - lot[1]) * quote_rate_now)
+                    - Fraction(lot[3]) * Fraction(q) / Fraction(lot[4])
+                    - Fraction(fee) * Fraction(q) / Fraction(amount)
+                )
                 s.pnl += piece
                 s.basis += q * lot[1] * lot[5]
                 s.closed_qty += q
@@ -139,7 +153,7 @@ def compute(
                 "volume_usd": usd8(s.volume),
                 "fees_usd": usd8(s.fees),
                 "realized_pnl_usd": usd8(s.pnl),
-                "return_pct": None if s.basis == 0 else float(100 * s.pnl / s.basis),
+                "return_pct": None if s.basis == 0 else float(100 * s.pnl / Fraction(s.basis)),
                 "closed_quantity": qty(s.closed_qty),
                 "open_quantity": qty(sum((lot[0] for lot in s.lots), Decimal(0))),
                 "unmatched_quantity": qty(s.unmatched),
@@ -150,42 +164,44 @@ def compute(
         all_closed = [p for s in syms.values() for p in s.closed_pnls]
         wins = [p for p in all_closed if p > 0]
         losses = [p for p in all_closed if p < 0]
-        pnl = sum((s.pnl for s in syms.values()), Decimal(0))
+        pnl = sum((s.pnl for s in syms.values()), Fraction(0))
         basis = sum((s.basis for s in syms.values()), Decimal(0))
         first = min((s.first for s in syms.values() if s.first is not None), default=None)
         days = [] if first is None else list(range(first // 86_400_000, as_of_ms // 86_400_000 + 1))
-        series = [daily.get(d, Decimal(0)) for d in days]
-        peak = cum = dd = Decimal(0)
+        series = [daily.get(d, Fraction(0)) for d in days]
+        peak = cum = dd = Fraction(0)
         for x in series:
             cum += x
             peak = max(peak, cum)
             dd = max(dd, peak - cum)
         n = len(series)
-        mean = sum(series, Decimal(0)) / n if n else Decimal(0)
-        std = (sum(((x - mean) ** 2 for x in series), Decimal(0)) / (n - 1)).sqrt() if n >= 2 else None
-        downside = [min(x, Decimal(0)) ** 2 for x in series]
+        mean = sum(series, Fraction(0)) / n if n else Fraction(0)
+        std = (
+            decimal(sum(((x - mean) ** 2 for x in series), Fraction(0)) / (n - 1)).sqrt() if n >= 2 else None
+        )
+        downside = [min(x, Fraction(0)) ** 2 for x in series]
         summary = {
             "trades": sum(s.trades for s in syms.values()),
             "symbols_traded": len(syms),
             "volume_usd": usd8(sum((s.volume for s in syms.values()), Decimal(0))),
             "fees_usd": usd8(sum((s.fees for s in syms.values()), Decimal(0))),
             "realized_pnl_usd": usd8(pnl),
-            "return_pct": None if basis == 0 else float(100 * pnl / basis),
+            "return_pct": None if basis == 0 else float(100 * pnl / Fraction(basis)),
             "closed_trades": len(all_closed),
             "win_rate": None if not all_closed else len(wins) / len(all_closed),
             "profit_factor": None
             if not losses
-            else float(sum(wins, Decimal(0)) / abs(sum(losses, Decimal(0)))),
-            "avg_win_usd": usd8(sum(wins, Decimal(0)) / len(wins)) if wins else None,
-            "avg_loss_usd": usd8(sum(losses, Decimal(0)) / len(losses)) if losses else None,
+            else float(sum(wins, Fraction(0)) / abs(sum(losses, Fraction(0)))),
+            "avg_win_usd": usd8(sum(wins, Fraction(0)) / len(wins)) if wins else None,
+            "avg_loss_usd": usd8(sum(losses, Fraction(0)) / len(losses)) if losses else None,
             "largest_win_usd": usd8(max(wins)) if wins else None,
             "largest_loss_usd": usd8(min(losses)) if losses else None,
             "avg_holding_seconds": None if hold_qty == 0 else float(hold_weighted / hold_qty / 1000),
             "max_drawdown_usd": usd8(dd),
-            "sharpe_ratio": None if std is None or std == 0 else float(mean / std) * math.sqrt(365),
+            "sharpe_ratio": None if std is None or std == 0 else float(decimal(mean) / std) * math.sqrt(365),
             "sortino_ratio": None
             if not any(x < 0 for x in series)
-            else float(mean / (sum(downside, Decimal(0)) / n).sqrt()) * math.sqrt(365),
+            else float(decimal(mean) / decimal(sum(downside, Fraction(0)) / n).sqrt()) * math.sqrt(365),
             "daily_pnl_volatility_usd": None if std is None else usd8(std),
             "trading_days": len(days),
             "unpriced_trades": sum(s.unpriced for s in syms.values()),

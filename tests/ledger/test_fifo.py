@@ -3,7 +3,7 @@ from decimal import Decimal, localcontext
 from perf_aggregator.ledger.fifo import FifoBook
 from perf_aggregator.ledger.trades import columns_of
 from perf_aggregator.metrics.figures import Figures
-from perf_aggregator.metrics.precision import EXACT
+from perf_aggregator.metrics.precision import CONTEXT, EXACT
 
 from .factory import HOUR, ClosedTrade, apply_one, at, make_trade
 
@@ -53,9 +53,9 @@ def test_swap_sell_opens_a_short_and_buy_closes_it_then_opens_a_long() -> None:
         # short q = 1: 1 * (50000 - 48000) - 20 * 1 / 1 - 28.8 * 1 / 1.5 = 2000 - 20 - 19.2 = 1960.8
         assert closed == ClosedTrade(T10 + HOUR, ONE, Decimal("1960.8"), Decimal(50000), Decimal(HOUR))
         assert book.position == Decimal("0.5")
-        # the new long lot keeps the whole trade's fee and amount for its later fee shares
+        # the new long lot carries the rest of the trade's fee, 28.8 - 19.2, for its later fee shares
         (lot,) = book.lots
-        assert (lot.quantity, lot.fee_usd, lot.amount) == (Decimal("0.5"), Decimal("28.8"), Decimal("1.5"))
+        assert (lot.quantity, lot.fee_usd) == (Decimal("0.5"), Decimal("9.6"))
         closed = apply_one(book, make_trade("3", "sell", "1", "49000", T10 + 2 * HOUR), Decimal("9.8"), ONE)
     # long q = 0.5: 0.5 * (49000 - 48000) - 28.8 * 0.5 / 1.5 - 9.8 * 0.5 / 1 = 500 - 9.6 - 4.9 = 485.5
     assert closed == ClosedTrade(
@@ -63,6 +63,25 @@ def test_swap_sell_opens_a_short_and_buy_closes_it_then_opens_a_long() -> None:
     )
     assert book.position == Decimal("-0.5")
     assert book.unmatched == 0
+
+
+def test_the_fee_shares_of_a_lot_split_in_thirds_add_up_to_its_fee_exactly() -> None:
+    # Each third's share, 1 * 1 / 3 and then the rest's half, is rounded to 60 digits; the last
+    # piece is charged what remains of the fee, so the three add up to 1 exactly. Rounded at the
+    # edge, a sum a few units of the 60th digit off its exact value could round the wrong way
+    # when that value is a tie.
+    book = FifoBook("spot")
+    with localcontext(EXACT):
+        apply_one(book, make_trade("1", "buy", "3", "100", T10), ONE, ONE)
+        pieces = [
+            apply_one(book, make_trade(str(k), "sell", "1", "100", T10 + k * HOUR), Decimal(0), ONE)
+            for k in (2, 3, 4)
+        ]
+    shares = [closed.pnl_usd.copy_negate() for closed in pieces if closed is not None]
+    assert len(shares) == 3
+    assert shares[0] == CONTEXT.divide(1, 3)  # 0.333..., 60 digits
+    assert EXACT.add(EXACT.add(shares[0], shares[1]), shares[2]) == 1
+    assert book.lots == ()
 
 
 def test_pnl_of_a_non_usd_quote_uses_the_closing_rate_and_basis_the_opening_rate() -> None:

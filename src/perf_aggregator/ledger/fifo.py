@@ -25,14 +25,15 @@ class Lot:
     price: Decimal
     timestamp: int
     fee_usd: Decimal
-    """The opening trade's whole fee: a piece of quantity ``q`` carries ``fee_usd * q / amount``."""
-    amount: Decimal
-    """The opening trade's whole amount."""
+    """The part of the opening trade's fee not yet charged to closed pieces: a piece of quantity ``q``
+    is charged ``fee_usd * q / quantity`` (METRICS.md's ``fee_share``, within the division's 60
+    digits), the piece closing what remains all of it, so that the shares charged for one fee add
+    up to it exactly."""
     quote_rate: Decimal
     """USD per quote unit at the opening time, for the cost basis."""
 
 
-_OpenLot = tuple[Decimal, Decimal, int, Decimal, Decimal, Decimal]
+_OpenLot = tuple[Decimal, Decimal, int, Decimal, Decimal]
 """A :class:`Lot` as stored: a tuple is cheaper to make than an object, and a lot is made per buy."""
 
 
@@ -131,24 +132,22 @@ class FifoBook:
                 # of piece by piece; its holding weights go straight to the run's sum.
                 value = open_fees = rated = _ZERO
                 while remaining and lots:
-                    quantity, lot_price, lot_time, lot_fee, lot_amount, lot_rate = lots[0]
-                    if quantity <= remaining:  # the whole lot
+                    quantity, lot_price, lot_time, lot_fee, lot_rate = lots[0]
+                    if quantity <= remaining:  # the whole lot, charged the rest of its fee
                         q = quantity
                         remaining -= q
                         popleft()
+                        open_fees += lot_fee
                     else:
                         q = remaining
                         remaining = _ZERO
-                        lots[0] = (quantity - q, lot_price, lot_time, lot_fee, lot_amount, lot_rate)
+                        share = _divide(lot_fee * q, quantity)
+                        open_fees += share
+                        lots[0] = (quantity - q, lot_price, lot_time, lot_fee - share, lot_rate)
                     lot_cost = q * lot_price
                     value += lot_cost
                     if lot_rate is not ONE:
                         rated += lot_cost * lot_rate - lot_cost
-                    # fee_share(o, q) = o.fee_usd * q / o.amount: o.fee_usd when q is all of o, as
-                    # it is when q is o's amount itself (a lot's quantity is its trade's amount, the
-                    # same object, until the lot is split); another q of that value gives the same
-                    # value through the division.
-                    open_fees += lot_fee if q is lot_amount else _divide(lot_fee * q, lot_amount)
                     holding_sum += q * (timestamp - lot_time)
                 basis_sum += value if rated is _ZERO else value + rated  # sum of q * o.price * o.rate
                 matched = amount - remaining if remaining else amount  # (skips a subtraction of 0)
@@ -157,8 +156,13 @@ class FifoBook:
                 if quote_rate is not ONE:  # a stablecoin quote's rate is 1: skip the product
                     move *= quote_rate
                 # the closing trade's fee shares sum to fee_share(c, matched): all of it when
-                # nothing remains
-                pnl = move - open_fees - (fee_usd if not remaining else _divide(fee_usd * matched, amount))
+                # nothing remains, else a share, and the rest goes with the remaining quantity
+                if remaining:
+                    share = _divide(fee_usd * matched, amount)
+                    pnl = move - open_fees - share
+                    fee_usd -= share
+                else:
+                    pnl = move - open_fees - fee_usd
                 if short:
                     position += matched
                 else:
@@ -184,7 +188,7 @@ class FifoBook:
                 day_pnl += pnl
             if remaining:
                 if buy or not spot:
-                    open_lot((remaining, price, timestamp, fee_usd, amount, quote_rate))
+                    open_lot((remaining, price, timestamp, fee_usd, quote_rate))
                     short = not buy
                     if buy:
                         position += remaining

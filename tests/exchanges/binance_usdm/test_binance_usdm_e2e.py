@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, localcontext
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,11 @@ class Book:
     unpriced: int = 0
     volume: Decimal = Decimal(0)
     fees: Decimal = Decimal(0)
-    pnl: Decimal = Decimal(0)
+    pnl: Fraction = Fraction(0)
     basis: Decimal = Decimal(0)
     closed_qty: Decimal = Decimal(0)
     short_closed: Decimal = Decimal(0)
-    closed_pnls: list[Decimal] = field(default_factory=list)
+    closed_pnls: list[Fraction] = field(default_factory=list)
     lots: list[list[Any]] = field(default_factory=list)
     """[remaining, price, time, trade fee usd, trade amount, quote usd rate, +1 long / -1 short]"""
 
@@ -67,13 +68,17 @@ def swap_reference(
             direction = 1 if r["side"] == "BUY" else -1
             rate = prices.usd(Decimal(1), quote, t)
             remaining = amount
-            closed_pnl = Decimal(0)
+            closed_pnl = Fraction(0)
             matched = False
             while remaining > 0 and book.lots and book.lots[0][6] != direction:
                 lot = book.lots[0]
                 q = min(remaining, lot[0])
                 move = (price - lot[1]) if lot[6] == 1 else (lot[1] - price)
-                piece = q * move * rate - lot[3] * q / lot[4] - fee * q / amount
+                piece = (  # exact: rounded once, at the edge, as the service's figure is
+                    Fraction(q * move * rate)
+                    - Fraction(lot[3]) * Fraction(q) / Fraction(lot[4])
+                    - Fraction(fee) * Fraction(q) / Fraction(amount)
+                )
                 book.pnl += piece
                 book.basis += q * lot[1] * lot[5]
                 book.closed_qty += q
@@ -95,7 +100,7 @@ def swap_reference(
                 "volume_usd": usd8(b.volume),
                 "fees_usd": usd8(b.fees),
                 "realized_pnl_usd": usd8(b.pnl),
-                "return_pct": None if b.basis == 0 else float(100 * b.pnl / b.basis),
+                "return_pct": None if b.basis == 0 else float(100 * b.pnl / Fraction(b.basis)),
                 "closed_quantity": qty(b.closed_qty),
                 "open_quantity": qty(sum((lot[0] * lot[6] for lot in b.lots), Decimal(0))),
                 "unmatched_quantity": "0",
@@ -107,7 +112,7 @@ def swap_reference(
             }
             for name, b in sorted(books.items())
         }
-        figures["totals"] = {"realized_pnl_usd": usd8(sum((b.pnl for b in books.values()), Decimal(0)))}
+        figures["totals"] = {"realized_pnl_usd": usd8(sum((b.pnl for b in books.values()), Fraction(0)))}
         return figures, sum((b.short_closed for b in books.values()), Decimal(0))
 
 
