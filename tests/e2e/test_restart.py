@@ -7,7 +7,8 @@ import asyncio
 import dataclasses
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -233,47 +234,13 @@ async def test_a_session_whose_exchange_is_down_at_start_waits_and_resumes_later
     assert figures(resumed) == figures(before)
 
 
-async def test_a_session_waiting_for_its_exchange_can_be_revoked_by_its_owner(
-    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    sim = SimulatedBinance(seed=43)
-    faults = FaultInjector(create_binance_app(sim), FaultPlan())
-    now = now_ms()
-    account = sim.create_account(55, 40, start_ms=now - DAY_MS, end_ms=now - 30 * MINUTE_MS, symbols=SYMBOLS)
-    credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
-    monkeypatch.setattr(registry, "PURGE_EVERY_S", 0.3)
-    with serve_in_thread(faults) as origin:
-        settings = enclave_settings(enclave_data_dir, origin)
-        policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
-        with serve_in_thread(create_app(settings)) as first:
-            async with EnclaveClient(first) as client:
-                registration = await client.register(credentials, ttl=3600, policy=policy)
-                sid, token = registration.session_id, registration.token
-                await until(client, sid, token, settled, "backfill")
-
-        faults.plan = FaultPlan(server_error_rate=1.0)  # the session cannot be resumed: it waits
-        with serve_in_thread(create_app(settings)) as second:
-            async with EnclaveClient(second) as client:
-                with pytest.raises(EnclaveError) as wrong:
-                    await client.revoke(sid, "not-" + token)
-                assert wrong.value.status == 401
-                await client.revoke(sid, token)  # 204 although the session is not live
-                with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
-                    assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
-                faults.plan = FaultPlan()
-                await asyncio.sleep(1.0)  # a few purge-loop passes: nothing is left to resume
-                assert (await client.health())["sessions"] == 0
-                with pytest.raises(EnclaveError) as gone:
-                    await client.metrics(sid, token)
-                assert gone.value.status == 401
-
-
-async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_revoked(
-    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While the purge loop retries a waiting session, the session stays revocable (it was
-    invisible during each attempt: its owner got 401), and a restore that succeeds after the
-    revocation does not bring it back."""
+@asynccontextmanager
+async def waiting_session(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[EnclaveClient, str, str, FaultInjector, Gate]]:
+    """A session registered and backfilled, then an enclave restarted while its exchange answers
+    only errors: the session waits, retried by a fast purge loop. Yields the new enclave's client,
+    the session's id and token, and the exchange's fault plan and gate (open)."""
     sim = SimulatedBinance(seed=43)
     faults = FaultInjector(create_binance_app(sim), FaultPlan())
     gate = Gate(faults)
@@ -282,7 +249,7 @@ async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_re
     credentials = Credentials(exchange="binance", api_key=account.api_key, api_secret=account.api_secret)
     monkeypatch.setattr(registry, "PURGE_EVERY_S", 0.3)
     with serve_in_thread(gate) as origin:
-        settings = enclave_settings(enclave_data_dir, origin)
+        settings = enclave_settings(data_dir, origin)
         policy = VerificationPolicy(allow_simulated=True, allowed_data_sources=frozenset({origin}))
         with serve_in_thread(create_app(settings)) as first:
             async with EnclaveClient(first) as client:
@@ -293,26 +260,58 @@ async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_re
         faults.plan = FaultPlan(server_error_rate=1.0)  # the restore at start fails: the session waits
         with serve_in_thread(create_app(settings)) as second:
             async with EnclaveClient(second) as client:
-                gate.close()
-                faults.plan = FaultPlan()  # the purge loop's next attempt would succeed, once let through
-                deadline = time.monotonic() + 30
-                while not gate.waiting:
-                    assert time.monotonic() < deadline, "no restore attempt reached the exchange"
-                    await asyncio.sleep(0.05)
-                with pytest.raises(EnclaveError) as wrong:
-                    await client.revoke(sid, "not-" + token)
-                assert wrong.value.status == 401
-                await client.revoke(sid, token)  # during the attempt
-                gate.open()
-                while gate.waiting:
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(1.0)  # the attempt ends, and a few purge-loop passes
-                assert (await client.health())["sessions"] == 0
-                with pytest.raises(EnclaveError) as gone:
-                    await client.metrics(sid, token)
-                assert gone.value.status == 401
-                with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
-                    assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+                yield client, sid, token, faults, gate
+
+
+async def revoke_as_owner(client: EnclaveClient, sid: str, token: str) -> None:
+    """Revoke with a wrong token (401), then with the session's own (204)."""
+    with pytest.raises(EnclaveError) as wrong:
+        await client.revoke(sid, "not-" + token)
+    assert wrong.value.status == 401
+    await client.revoke(sid, token)
+
+
+async def assert_ended(client: EnclaveClient, sid: str, token: str, data_dir: Path) -> None:
+    """The session is neither live nor stored."""
+    assert (await client.health())["sessions"] == 0
+    with pytest.raises(EnclaveError) as gone:
+        await client.metrics(sid, token)
+    assert gone.value.status == 401
+    with sqlite3.connect(data_dir / STORE_FILE) as db:
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+
+
+async def test_a_session_waiting_for_its_exchange_can_be_revoked_by_its_owner(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with waiting_session(enclave_data_dir, monkeypatch) as (client, sid, token, faults, _):
+        await revoke_as_owner(client, sid, token)  # 204 although the session is not live
+        with sqlite3.connect(enclave_data_dir / STORE_FILE) as db:
+            assert db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+        faults.plan = FaultPlan()
+        await asyncio.sleep(1.0)  # a few purge-loop passes: nothing is left to resume
+        await assert_ended(client, sid, token, enclave_data_dir)
+
+
+async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_revoked(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the purge loop retries a waiting session, the session stays revocable (it was
+    invisible during each attempt: its owner got 401), and a restore that succeeds after the
+    revocation does not bring it back."""
+    async with waiting_session(enclave_data_dir, monkeypatch) as (client, sid, token, faults, gate):
+        gate.close()
+        faults.plan = FaultPlan()  # the purge loop's next attempt would succeed, once let through
+        deadline = time.monotonic() + 30
+        while not gate.waiting:
+            assert time.monotonic() < deadline, "no restore attempt reached the exchange"
+            await asyncio.sleep(0.05)
+        await revoke_as_owner(client, sid, token)  # during the attempt
+        gate.open()
+        while gate.waiting:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the attempt ends, and a few purge-loop passes
+        await assert_ended(client, sid, token, enclave_data_dir)
 
 
 async def test_a_session_stored_with_an_impossible_trade_resumes_without_it(
