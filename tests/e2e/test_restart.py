@@ -314,6 +314,26 @@ async def test_a_session_being_restored_can_be_revoked_by_its_owner_and_stays_re
         await assert_ended(client, sid, token, enclave_data_dir)
 
 
+async def test_a_session_whose_restore_fails_unexpectedly_stays_revocable_by_its_owner(
+    enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restore that fails past its exchange calls (a bug: here, starting the poller raises)
+    keeps the session stored and revocable by its owner, as a session waiting for its exchange."""
+
+    def broken_poller(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("poller bug")
+
+    async with waiting_session(enclave_data_dir, monkeypatch) as (client, sid, token, faults, _):
+        monkeypatch.setattr(registry, "SessionPoller", broken_poller)
+        faults.plan = FaultPlan()  # the purge loop's next attempt reaches _start, which raises
+        deadline = time.monotonic() + 30
+        while not any("cannot be resumed" in r.getMessage() for r in caplog.records):
+            assert time.monotonic() < deadline, "no restore attempt failed"
+            await asyncio.sleep(0.05)
+        await revoke_as_owner(client, sid, token)
+        await assert_ended(client, sid, token, enclave_data_dir)
+
+
 async def test_a_session_stored_with_an_impossible_trade_resumes_without_it(
     enclave_data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

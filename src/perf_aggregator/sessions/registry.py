@@ -265,21 +265,25 @@ class SessionRegistry:
         if self._unrestored.get(record.id) is not stored:  # its owner revoked it meanwhile
             await connector.close()
             return
-        del self._unrestored[record.id]
-        session = Session(
-            id=record.id,
-            token_hash=record.token_hash,
-            exchange=record.exchange,
-            account_type=record.account_type,
-            label=record.label,
-            created_ms=record.created_ms,
-            expires_ms=record.expires_ms,
-            data_source=record.data_source,
-            ledger=ledger,
-            sync=SyncState(status="active" if complete else "backfilling", backfill_complete=complete),
-            connector=connector,
-        )
-        self._start(session, prices, credentials, replace(stored.progress, backfill_complete=complete))
+        try:
+            session = Session(
+                id=record.id,
+                token_hash=record.token_hash,
+                exchange=record.exchange,
+                account_type=record.account_type,
+                label=record.label,
+                created_ms=record.created_ms,
+                expires_ms=record.expires_ms,
+                data_source=record.data_source,
+                ledger=ledger,
+                sync=SyncState(status="active" if complete else "backfilling", backfill_complete=complete),
+                connector=connector,
+            )
+            self._start(session, prices, credentials, replace(stored.progress, backfill_complete=complete))
+        except BaseException:  # still waiting, for the caller to keep (or drop, if it was revoked)
+            await connector.close()
+            raise
+        del self._unrestored[record.id]  # live
 
     def authenticate(self, session_id: str, token: str | None) -> Session:
         """The session if ``token`` is its bearer token and it has not expired; else :class:`Unauthorized`."""
