@@ -3,7 +3,9 @@
 It works from raw Binance payloads (myTrades elements and klines) and shares no
 code with the project's ledger, so end-to-end tests can compare the service's
 figures against it. Realized pnl (fee shares included) is summed in exact fractions and
-rounded once, half-even, at the edge: the exact figure, whatever the digits of a division.
+rounded once, half-even, at the edge: the exact figure, whatever the digits of a division
+(stricter than METRICS.md, whose 28-digit divisions may round a half-way tie made of fees
+charged only in part either way: not met in the simulators' accounts, see docs/metrics-notes.md).
 """
 
 from __future__ import annotations
