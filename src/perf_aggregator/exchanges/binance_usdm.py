@@ -67,9 +67,8 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
     ``exchange_realized_pnl`` is Binance's ``realizedPnl``. Decimal texts are read by
     :data:`~perf_aggregator.ledger.trades.exchange_decimal`.
     """
-    decimal = exchange_decimal
-    amount = decimal(raw["qty"])
-    price = decimal(raw["price"])
+    amount = exchange_decimal(raw["qty"])
+    price = exchange_decimal(raw["price"])
     side_text = raw.get("side")
     buy = side_text == "BUY" if side_text in ("BUY", "SELL") else bool(raw["buyer"])
     realized = raw.get("realizedPnl")
@@ -83,10 +82,10 @@ def parse_usdm_trade(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if buy else "sell",
         amount=amount,
         price=price,
-        fee_cost=decimal(raw["commission"]),
+        fee_cost=exchange_decimal(raw["commission"]),
         fee_currency=raw["commissionAsset"],
         timestamp=int(raw["time"]),
-        exchange_realized_pnl=None if realized is None else decimal(realized),
+        exchange_realized_pnl=None if realized is None else exchange_decimal(realized),
     )
 
 

@@ -144,9 +144,8 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
     context without rounding would never end). ``commission`` is in the quote currency. Decimal
     texts are read by :data:`~perf_aggregator.ledger.trades.exchange_decimal`.
     """
-    decimal = exchange_decimal
-    price = decimal(str(raw["price"]))
-    size = decimal(str(raw["size"]))
+    price = exchange_decimal(str(raw["price"]))
+    size = exchange_decimal(str(raw["size"]))
     if raw.get("size_in_quote") is True:
         amount = CONTEXT.divide(size, price)
     else:
@@ -164,7 +163,7 @@ def parse_fill(raw: dict[str, Any], market: Market) -> Trade:
         side="buy" if side == "buy" else "sell",
         amount=amount,
         price=price,
-        fee_cost=decimal(str(raw.get("commission") or "0")),
+        fee_cost=exchange_decimal(str(raw.get("commission") or "0")),
         fee_currency=market.quote,
         timestamp=parse_time_ms(str(raw["trade_time"])),
     )

@@ -174,9 +174,8 @@ def time_ms(value: float | str | Decimal) -> int:
 def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
     """A ``TradesHistory`` element (keyed by ``txid``) as a normalized trade (exact decimals, read
     by :data:`~perf_aggregator.ledger.trades.exchange_decimal`)."""
-    decimal = exchange_decimal
-    amount = decimal(raw["vol"])
-    price = decimal(raw["price"])
+    amount = exchange_decimal(raw["vol"])
+    price = exchange_decimal(raw["price"])
     side = raw["type"]
     if side not in ("buy", "sell"):
         raise ExchangeRequestError("Kraken reported a trade with an unknown side")
@@ -190,7 +189,7 @@ def parse_trade(txid: str, raw: Mapping[str, Any], market: Market) -> Trade:
         side=side,
         amount=amount,
         price=price,
-        fee_cost=decimal(raw["fee"]),
+        fee_cost=exchange_decimal(raw["fee"]),
         fee_currency=market.quote,
         timestamp=time_ms(raw["time"]),
     )

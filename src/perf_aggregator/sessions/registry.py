@@ -259,13 +259,9 @@ class SessionRegistry:
                     # Unpriced for now: reported as backfilling until the poller's first pass,
                     # so that no summary claims a complete history with trades left out.
                     complete = False
-        except BaseException:
-            await connector.close()
-            raise
-        if self._unrestored.get(record.id) is not stored:  # its owner revoked it meanwhile
-            await connector.close()
-            return
-        try:
+            if self._unrestored.get(record.id) is not stored:  # its owner revoked it meanwhile
+                await connector.close()
+                return
             session = Session(
                 id=record.id,
                 token_hash=record.token_hash,
